@@ -1,0 +1,77 @@
+"""Shared fixtures: a tiny random model and a tiny multilingual task folder, built in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(os.environ.get("XSTILTS_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+# A toy topic task: is the sentence about animals or about food? Same words in three languages.
+WORDS = {
+    "en": {"animal": ["cat", "dog", "horse", "bird", "fish", "cow"], "food": ["bread", "cheese", "apple", "soup", "rice", "cake"],
+           "frame": ["I see a {}", "this is the {}", "we like the {}", "where is my {}"]},
+    "de": {"animal": ["Katze", "Hund", "Pferd", "Vogel", "Fisch", "Kuh"], "food": ["Brot", "Käse", "Apfel", "Suppe", "Reis", "Kuchen"],
+           "frame": ["ich sehe eine {}", "das ist der {}", "wir mögen den {}", "wo ist mein {}"]},
+    "fr": {"animal": ["chat", "chien", "cheval", "oiseau", "poisson", "vache"], "food": ["pain", "fromage", "pomme", "soupe", "riz", "gâteau"],
+           "frame": ["je vois un {}", "c'est le {}", "nous aimons le {}", "où est mon {}"]},
+    "ru": {"animal": ["кошка", "собака", "лошадь", "птица", "рыба", "корова"], "food": ["хлеб", "сыр", "яблоко", "суп", "рис", "торт"],
+           "frame": ["я вижу {}", "это {}", "мы любим {}", "где мой {}"]},
+}
+
+
+def topic_examples(lang: str, n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    w = WORDS[lang]
+    out = []
+    for _ in range(n):
+        label = rng.choice(["animal", "food"])
+        out.append({"text_a": rng.choice(w["frame"]).format(rng.choice(w[label])), "text_b": None, "label": label})
+    return out
+
+
+def pair_examples(n: int, seed: int) -> list[dict]:
+    """Intermediate toy task: are two English sentences about the same topic?"""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        a, b = topic_examples("en", 2, rng.randrange(10**9))
+        out.append({"text_a": a["text_a"], "text_b": b["text_a"], "label": "same" if a["label"] == b["label"] else "different"})
+    return out
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def toy_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("toy_data")
+    write_jsonl(root / "pair" / "train-en.jsonl", pair_examples(96, 1))
+    write_jsonl(root / "pair" / "dev-en.jsonl", pair_examples(32, 2))
+    write_jsonl(root / "topic" / "train-en.jsonl", topic_examples("en", 64, 3))
+    for i, lang in enumerate(WORDS):
+        write_jsonl(root / "topic" / f"dev-{lang}.jsonl", topic_examples(lang, 32, 10 + i))
+        write_jsonl(root / "topic" / f"test-{lang}.jsonl", topic_examples(lang, 40, 20 + i))
+    return root
+
+
+TOY_TASKS = [
+    {"name": "toy_pair", "family": "classification", "languages": ["en"], "labels": ["same", "different"],
+     "files": {"train": "pair/train-{lang}.jsonl", "dev": "pair/dev-{lang}.jsonl"}},
+    {"name": "toy_topic", "family": "classification", "languages": list(WORDS), "labels": ["animal", "food"],
+     "files": {"train": "topic/train-{lang}.jsonl", "dev": "topic/dev-{lang}.jsonl", "test": "topic/test-{lang}.jsonl"}},
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from xstilts.tiny import build_tiny_model
+
+    corpus = [f.format(x) for lang in WORDS.values() for key in ("animal", "food") for x in lang[key] for f in lang["frame"]]
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", corpus, vocab_size=300)

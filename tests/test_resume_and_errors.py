@@ -1,0 +1,98 @@
+"""SIGKILL mid-training then rerun: resumes and ends with the uninterrupted run's numbers.
+Malformed configs: a one-line error naming the key or file, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import TOY_TASKS
+from xstilts.cli import main
+
+
+def write_config(path, tiny_model, toy_data, workdir, steps=300):
+    cfg = {
+        "model": str(tiny_model), "data_dir": str(toy_data), "workdir": str(workdir), "tasks": TOY_TASKS,
+        "target": {"tasks": ["toy_topic"], "seeds": [3],
+                   "train": {"lr": 3e-3, "batch_size": 8, "max_steps": steps, "eval_every": 10, "max_length": 32}},
+        "eval": {"languages": ["en", "de", "ru"]},
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def last_step(workdir):
+    for p in (workdir / "phases").glob("target-*/checkpoints/last/trainer_state.json"):
+        try:
+            return json.loads(p.read_text())["step"]
+        except (ValueError, KeyError):
+            return 0
+    return 0
+
+
+def test_sigkill_then_rerun_resumes_to_identical_metrics(tmp_path, tiny_model, toy_data):
+    killed = write_config(tmp_path / "killed.yaml", tiny_model, toy_data, tmp_path / "killed")
+    proc = subprocess.Popen([sys.executable, "-m", "xstilts.cli", "run", str(killed)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 240
+    while last_step(tmp_path / "killed") < 30 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    step_at_kill = last_step(tmp_path / "killed")
+    assert 30 <= step_at_kill < 300
+
+    rerun = subprocess.run([sys.executable, "-m", "xstilts.cli", "run", str(killed)], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"resumed from" in rerun.stdout and f"at step {step_at_kill}/300" in rerun.stdout
+
+    clean = write_config(tmp_path / "clean.yaml", tiny_model, toy_data, tmp_path / "clean")
+    assert main(["run", str(clean)]) == 0
+
+    def metrics(workdir):
+        (done,) = (workdir / "phases").glob("eval-*/done.json")
+        return json.loads(done.read_text())["rows"]
+
+    assert metrics(tmp_path / "killed") == metrics(tmp_path / "clean")
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("target.tasks=[xnlii]", "unknown task 'xnlii'"),
+    ("target.train.lrr=0.1", "target.train.lrr: unknown key"),
+    ("target.train.lr=fast", "target.train.lr"),
+    ("target.train.batch_size=0", "target.train.batch_size"),
+    ("data_dir=/no/such/folder", "/no/such/folder"),
+])
+def test_bad_config_names_the_key_without_traceback(tmp_path, tiny_model, toy_data, capsys, override, needle):
+    cfg = write_config(tmp_path / "c.yaml", tiny_model, toy_data, tmp_path / "w", steps=2)
+    assert main(["run", str(cfg), override]) == 2
+    err = capsys.readouterr().err
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_missing_config_file_and_missing_data_file(tmp_path, tiny_model, toy_data, capsys):
+    assert main(["run", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml" in capsys.readouterr().err
+    cfg = write_config(tmp_path / "c.yaml", tiny_model, toy_data, tmp_path / "w", steps=2)
+    assert main(["run", str(cfg), "eval.languages=[en,fr]", f"data_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "train-en.jsonl" in err and "file not found" in err and "Traceback" not in err
+
+
+def test_bad_record_names_file_line_and_field(tmp_path, tiny_model, toy_data, capsys):
+    data = tmp_path / "data"
+    (data / "topic").mkdir(parents=True)
+    (data / "topic" / "train-en.jsonl").write_text('{"text_a": "a cat", "label": "animal"}\n{"text_a": "bread", "label": "drink"}\n')
+    cfg = write_config(tmp_path / "c.yaml", tiny_model, data, tmp_path / "w", steps=2)
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "train-en.jsonl:2" in err and "label" in err and "'drink'" in err

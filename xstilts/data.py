@@ -1,0 +1,217 @@
+"""Data: read examples, featurize them through their family once, cache, batch.
+
+Featurized data is cached on disk as Arrow (via ``datasets``), memory-mapped on
+load, keyed by tokenizer, task (and version), split, language and max length,
+so a large intermediate set streams from disk instead of sitting in Python
+objects. Batches use dynamic padding and length-grouped sampling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, DataError
+from .families import get_family
+from .tasks import TaskSpec
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_jsonl(path: Path, *, skip_invalid: bool = False, stats=None, **_):
+    """The family-native layout: one JSON object per line with the family's fields."""
+    out = []
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                out.append(json.loads(raw.decode("utf-8")))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                if not skip_invalid:
+                    raise DataError(path, n, None, f"not a JSON object: {e}") from None
+                if stats is not None:
+                    stats.skipped += 1
+    return out
+
+
+REQUIRED_FIELDS = {
+    "classification": ("text_a", "label"),
+    "multiple_choice": ("choices", "label"),
+    "span_qa": ("id", "question", "context", "answers"),
+    "tagging": ("tokens", "tags"),
+    "retrieval": ("source", "target"),
+    "mlm": ("text",),
+}
+
+
+def readers() -> dict:
+    """Reader name -> function. The benchmark readers live in :mod:`xstilts.readers`."""
+    table = {"jsonl": read_jsonl}
+    try:
+        from . import readers as r
+
+        table.update(getattr(r, "READERS", {}))
+    except ImportError:
+        pass
+    return table
+
+
+def task_file(spec: TaskSpec, split: str, lang: str, data_dir) -> Path:
+    if split not in spec.files:
+        raise ConfigError(f"task {spec.name!r} has no split {split!r} (it has: {', '.join(spec.files) or 'none'})")
+    rel = spec.files[split].format(lang=lang, split=split)
+    path = Path(rel) if Path(rel).is_absolute() else Path(data_dir or ".") / rel
+    return path
+
+
+def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit=None, skip_invalid=False):
+    """Read one split of one language as a list of family-format dicts.
+
+    Raises:
+        DataError: the file is missing or a record is malformed (file, line, field named).
+    """
+    path = task_file(spec, split, lang, data_dir)
+    if not path.exists():
+        raise DataError(path, None, None, f"file not found (task {spec.name!r}, split {split!r}, language {lang!r})")
+    table = readers()
+    if spec.format not in table:
+        raise ConfigError(f"task {spec.name!r}: unknown format {spec.format!r}; known: {', '.join(sorted(table))}")
+    kwargs = {"labels": spec.labels} if spec.labels and spec.family == "classification" else {}
+    examples = table[spec.format](path, skip_invalid=skip_invalid, **kwargs)
+    required = REQUIRED_FIELDS[spec.family]
+    for n, e in enumerate(examples, 1):
+        for key in required:
+            if key not in e:
+                raise DataError(path, n, key, "missing")
+        if spec.family == "classification" and spec.labels and e["label"] not in spec.labels:
+            raise DataError(path, n, "label", f"unknown label {e['label']!r}; labels: {', '.join(spec.labels)}")
+    if limit is not None:
+        examples = examples[:limit]
+    return examples
+
+
+# ---------------------------------------------------------------- featurize + cache
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenIds:
+    """The special ids collate functions need."""
+
+    pad_id: int
+    cls_id: int
+    sep_id: int
+    mask_id: int | None
+    vocab_size: int
+
+    @classmethod
+    def of(cls, tokenizer) -> "TokenIds":
+        return cls(tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id,
+                   tokenizer.mask_token_id, len(tokenizer))
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    fp = getattr(tokenizer, "_xstilts_fingerprint", None)
+    if fp is None:
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        body = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+        fp = hashlib.sha256(body.encode()).hexdigest()[:16]
+        tokenizer._xstilts_fingerprint = fp
+    return fp
+
+
+def featurized(spec: TaskSpec, examples: list[dict], tokenizer, *, max_length: int, cache_dir,
+               source_key: str, stride: int | None = None):
+    """Featurize ``examples`` through the family, once; later calls load the memory-mapped cache.
+
+    Args:
+        source_key: identifies the examples (file, split, language, limit) in the cache key.
+
+    Returns:
+        A ``datasets.Dataset`` with the family's columns plus ``length``.
+    """
+    import datasets
+
+    family = get_family(spec.family)
+    key = hashlib.sha256(json.dumps([
+        tokenizer_fingerprint(tokenizer), spec.name, spec.version, spec.family, family.FEATURIZE_VERSION,
+        sorted(spec.labels), max_length, stride, source_key,
+    ]).encode()).hexdigest()[:20]
+    path = Path(cache_dir) / "features" / f"{spec.name}-{key}"
+    if (path / "dataset_info.json").exists():
+        return datasets.load_from_disk(str(path))
+    cols = family.featurize(examples, tokenizer, spec, max_length, stride)
+    cols["length"] = [len(x) for x in cols["input_ids"]]
+    ds = datasets.Dataset.from_dict(cols)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    ds.save_to_disk(str(tmp))
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+    return datasets.load_from_disk(str(path))
+
+
+# ---------------------------------------------------------------- batching
+
+
+def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int,
+                           group: bool = True) -> list[np.ndarray]:
+    """Shuffled batches of indices; with ``group``, rows of similar length share a batch.
+
+    Indices are shuffled, cut into mega-batches of 50 batches, sorted by length
+    inside each mega-batch, cut into batches, and the batches shuffled. The order
+    depends only on (seed, epoch), so a resumed run replays it exactly.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))
+    if group:
+        mega = batch_size * 50
+        order = np.concatenate([
+            chunk[np.argsort(-lengths[chunk], kind="stable")]
+            for chunk in np.array_split(order, max(1, -(-len(order) // mega)))
+        ]) if len(order) else order
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if group:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def eval_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Evaluation batches sorted by length (least padding); order does not matter."""
+    order = np.argsort(-lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def mixture_probabilities(sizes: dict[str, int], rule: str, cap: int | None = None,
+                          temperature: float = 1.0) -> dict[str, float]:
+    """Sampling rate per task.
+
+    * ``proportional``: p ~ n
+    * ``capped``: p ~ min(n, cap)
+    * ``temperature``: p ~ min(n, cap) ** (1 / T)  (cap optional)
+    * ``uniform``: p = 1 / K
+    """
+    n = np.array([sizes[k] for k in sizes], dtype=float)
+    if rule == "proportional":
+        w = n
+    elif rule == "capped":
+        if cap is None:
+            raise ConfigError("mixture rule 'capped' needs 'cap'")
+        w = np.minimum(n, cap)
+    elif rule == "temperature":
+        w = np.minimum(n, cap if cap else np.inf) ** (1.0 / temperature)
+    elif rule == "uniform":
+        w = np.ones_like(n)
+    else:
+        raise ConfigError(f"unknown mixture rule {rule!r}; rules: proportional, capped, temperature, uniform")
+    w = w / w.sum()
+    return {k: float(p) for k, p in zip(sizes, w)}

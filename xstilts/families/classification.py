@@ -1,0 +1,52 @@
+"""Sentence and sentence-pair classification (XNLI, PAWS-X, MNLI, QQP, ...)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import metrics
+from .base import PooledHead, batch_inputs
+
+FEATURIZE_VERSION = 1
+
+
+def featurize(examples, tokenizer, spec, max_length, stride=None):
+    label_ids = {label: i for i, label in enumerate(spec.labels)}
+    a = [e["text_a"] for e in examples]
+    b = [e.get("text_b") for e in examples]
+    if any(x is not None for x in b):
+        enc = tokenizer(a, [x or "" for x in b], truncation="longest_first", max_length=max_length)
+    else:
+        enc = tokenizer(a, truncation=True, max_length=max_length)
+    labels = [label_ids.get(e.get("label"), -100) for e in examples]
+    return {
+        "input_ids": enc["input_ids"],
+        "label": labels,
+        "example_idx": list(range(len(examples))),
+    }
+
+
+def make_head(hidden_size, spec):
+    return PooledHead(hidden_size, len(spec.labels))
+
+
+def collate(rows, tok):
+    batch = batch_inputs(rows, tok.pad_id)
+    batch["label"] = torch.as_tensor([r["label"] for r in rows])
+    return batch
+
+
+def loss_and_logits(head, hidden, batch):
+    logits = head(hidden)
+    label = batch.get("label")
+    loss = nn.functional.cross_entropy(logits.float(), label) if label is not None and (label >= 0).any() else None
+    return loss, logits
+
+
+def decode(logits_rows, rows, examples, spec):
+    return [spec.labels[int(torch.as_tensor(x).argmax())] for x in logits_rows]
+
+
+def score(predictions, examples, spec, lang):
+    return {"accuracy": metrics.accuracy(predictions, [e["label"] for e in examples])}

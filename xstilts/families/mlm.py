@@ -1,0 +1,80 @@
+"""Masked language modelling as a training objective (phase 1 / mixed into phase 2).
+
+Text lines are tokenized and cut into chunks of ``max_length``; masking
+(15 %: 80 % mask token, 10 % random token, 10 % unchanged) happens at collate
+time so each epoch sees new masks.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import batch_inputs
+
+FEATURIZE_VERSION = 1
+MASK_PROB = 0.15
+
+
+def featurize(examples, tokenizer, spec, max_length, stride=None):
+    enc = tokenizer([e["text"] for e in examples], add_special_tokens=False)["input_ids"]
+    body = max_length - 2
+    cols = {"input_ids": [], "example_idx": []}
+    for i, ids in enumerate(enc):
+        for s in range(0, max(len(ids), 1), body):
+            chunk = ids[s : s + body]
+            if chunk:
+                cols["input_ids"].append([tokenizer.cls_token_id] + chunk + [tokenizer.sep_token_id])
+                cols["example_idx"].append(i)
+    return cols
+
+
+class MLMHead(nn.Module):
+    """Transform + decoder; the decoder weight is tied to the word embeddings by the model."""
+
+    def __init__(self, hidden: int, vocab: int):
+        super().__init__()
+        self.dense = nn.Linear(hidden, hidden)
+        self.norm = nn.LayerNorm(hidden)
+        self.bias = nn.Parameter(torch.zeros(vocab))
+        self.tied = []  # [word-embedding module], set by MultiTaskModel; a list so it is not saved twice
+
+    def forward(self, hidden):
+        x = self.norm(nn.functional.gelu(self.dense(hidden)))
+        return x @ self.tied[0].weight.T + self.bias
+
+
+def make_head(hidden_size, spec):
+    return MLMHead(hidden_size, spec.options["vocab_size"])
+
+
+def collate(rows, tok):
+    batch = batch_inputs(rows, tok.pad_id)
+    ids = batch["input_ids"]
+    labels = ids.clone()
+    special = (batch["attention_mask"] == 0) | torch.isin(ids, torch.as_tensor([tok.cls_id, tok.sep_id]))
+    chosen = (torch.rand(ids.shape) < MASK_PROB) & ~special
+    labels[~chosen] = -100
+    roll = torch.rand(ids.shape)
+    ids = ids.clone()
+    ids[chosen & (roll < 0.8)] = tok.mask_id
+    rand = chosen & (roll >= 0.8) & (roll < 0.9)
+    ids[rand] = torch.randint(tok.vocab_size, ids.shape)[rand]
+    batch["input_ids"], batch["labels"] = ids, labels
+    return batch
+
+
+def loss_and_logits(head, hidden, batch):
+    labels = batch["labels"]
+    picked = labels != -100
+    logits = head(hidden[picked])
+    loss = nn.functional.cross_entropy(logits.float(), labels[picked]) if picked.any() else None
+    return loss, logits
+
+
+def decode(logits_rows, rows, examples, spec):
+    raise NotImplementedError("masked LM is a training objective; it has no predictions to decode")
+
+
+def score(predictions, examples, spec, lang):
+    raise NotImplementedError("masked LM is a training objective; it is not scored")

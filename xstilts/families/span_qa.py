@@ -1,0 +1,111 @@
+"""Extractive span QA (SQuAD v1.1/v2.0, XQuAD, MLQA, TyDiQA-GoldP).
+
+Long contexts are cut into windows of ``max_length`` tokens that overlap by
+``stride`` tokens. Training labels a window with the answer's token span, or
+with the first token when the answer is not inside the window. Decoding takes,
+per example, the best-scoring valid span over all of its windows; with
+``options.version_2`` the no-answer score (first token) competes with it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import metrics
+from .base import batch_inputs
+
+FEATURIZE_VERSION = 1
+N_BEST = 20
+MAX_ANSWER_TOKENS = 30
+
+
+def featurize(examples, tokenizer, spec, max_length, stride=None):
+    stride = stride if stride is not None else max_length // 4
+    enc = tokenizer(
+        [e["question"].lstrip() for e in examples],
+        [e["context"] for e in examples],
+        truncation="only_second",
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
+    cols = {"input_ids": [], "start": [], "end": [], "offsets": [], "example_idx": []}
+    for f, ids in enumerate(enc["input_ids"]):
+        i = enc["overflow_to_sample_mapping"][f]
+        seq = enc.sequence_ids(f)
+        offsets = [list(o) if s == 1 else [-1, -1] for o, s in zip(enc["offset_mapping"][f], seq)]
+        ctx = [t for t, s in enumerate(seq) if s == 1]
+        start = end = 0
+        answers = examples[i].get("answers") or {"text": [], "answer_start": []}
+        if answers["text"] and ctx:
+            a0 = answers["answer_start"][0]
+            a1 = a0 + len(answers["text"][0])
+            if offsets[ctx[0]][0] <= a0 and offsets[ctx[-1]][1] >= a1:
+                start = next(t for t in ctx if offsets[t][1] > a0)
+                end = next(t for t in reversed(ctx) if offsets[t][0] < a1)
+        cols["input_ids"].append(ids)
+        cols["start"].append(start)
+        cols["end"].append(end)
+        cols["offsets"].append(offsets)
+        cols["example_idx"].append(i)
+    return cols
+
+
+def make_head(hidden_size, spec):
+    return nn.Linear(hidden_size, 2)
+
+
+def collate(rows, tok):
+    batch = batch_inputs(rows, tok.pad_id)
+    batch["start"] = torch.as_tensor([r["start"] for r in rows])
+    batch["end"] = torch.as_tensor([r["end"] for r in rows])
+    return batch
+
+
+def loss_and_logits(head, hidden, batch):
+    logits = head(hidden).float()
+    # Padding may never be chosen as an answer boundary.
+    logits = logits.masked_fill(batch["attention_mask"][..., None] == 0, -1e4)
+    loss = None
+    if "start" in batch:
+        loss = (
+            nn.functional.cross_entropy(logits[..., 0], batch["start"])
+            + nn.functional.cross_entropy(logits[..., 1], batch["end"])
+        ) / 2
+    lengths = batch["attention_mask"].sum(1).tolist()
+    return loss, [logits[i, :n] for i, n in enumerate(lengths)]
+
+
+def decode(logits_rows, rows, examples, spec):
+    best = [(float("-inf"), "") for _ in examples]
+    null = [float("inf") for _ in examples]
+    for logits, row in zip(logits_rows, rows):
+        logits = torch.as_tensor(logits)
+        i, offsets = row["example_idx"], row["offsets"]
+        start_l, end_l = logits[:, 0], logits[:, 1]
+        null[i] = min(null[i], float(start_l[0] + end_l[0]))
+        k = min(N_BEST, len(offsets))
+        for s in start_l.topk(k).indices.tolist():
+            if offsets[s][0] < 0:
+                continue
+            for e in end_l.topk(k).indices.tolist():
+                if offsets[e][0] < 0 or e < s or e - s + 1 > MAX_ANSWER_TOKENS:
+                    continue
+                value = float(start_l[s] + end_l[e])
+                if value > best[i][0]:
+                    best[i] = (value, examples[i]["context"][offsets[s][0] : offsets[e][1]])
+    if spec.options.get("version_2"):
+        return [text if value > null[i] else "" for i, (value, text) in enumerate(best)]
+    return [text for _, text in best]
+
+
+def score(predictions, examples, spec, lang):
+    preds = {e["id"]: p for e, p in zip(examples, predictions)}
+    refs = {e["id"]: list(e["answers"]["text"]) for e in examples}
+    if spec.options.get("version_2"):
+        return metrics.squad_v2(preds, refs)
+    if spec.options.get("mlqa_normalisation"):
+        return metrics.mlqa(preds, refs, lang)
+    return metrics.squad_v1(preds, refs)

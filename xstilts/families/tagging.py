@@ -1,0 +1,111 @@
+"""Token tagging (UD-POS, PAN-X NER, CCG supertagging).
+
+Word-level labels go on the first subword of each word; other subwords are
+ignored by the loss. A sentence longer than the window is split into several
+windows at word boundaries, never truncated: every word is predicted.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import metrics
+from .base import batch_inputs, pad
+
+FEATURIZE_VERSION = 1
+IGNORE = -100
+
+
+def _windows(word_pieces: list[list[int]], budget: int) -> list[tuple[int, int]]:
+    """Split words into consecutive [start, end) runs whose subwords fit ``budget``."""
+    spans, start, used = [], 0, 0
+    for w, pieces in enumerate(word_pieces):
+        n = min(len(pieces), budget)
+        if used + n > budget and w > start:
+            spans.append((start, w))
+            start, used = w, 0
+        used += n
+    spans.append((start, len(word_pieces)))
+    return spans
+
+
+def featurize(examples, tokenizer, spec, max_length, stride=None):
+    tag_ids = {t: i for i, t in enumerate(spec.labels)}
+    words = [w for e in examples for w in e["tokens"]]
+    # Tokenize every word once, without special tokens; a word that yields no
+    # subword (e.g. a lone zero-width char) gets the unknown token so it keeps a slot.
+    pieces = tokenizer(words, add_special_tokens=False)["input_ids"] if words else []
+    pieces = [p or [tokenizer.unk_token_id] for p in pieces]
+    budget = max_length - 2
+    cols = {"input_ids": [], "labels": [], "first": [], "example_idx": [], "word_start": []}
+    k = 0
+    for i, e in enumerate(examples):
+        wp = pieces[k : k + len(e["tokens"])]
+        k += len(e["tokens"])
+        tags = e.get("tags")
+        for s, t in _windows(wp, budget):
+            ids, labels, first = [tokenizer.cls_token_id], [IGNORE], [0]
+            for w in range(s, t):
+                p = wp[w][:budget]  # a single word longer than the window keeps its first subwords
+                ids += p
+                labels += [tag_ids.get(tags[w], IGNORE) if tags else IGNORE] + [IGNORE] * (len(p) - 1)
+                first += [1] + [0] * (len(p) - 1)
+            ids.append(tokenizer.sep_token_id)
+            labels.append(IGNORE)
+            first.append(0)
+            cols["input_ids"].append(ids)
+            cols["labels"].append(labels)
+            cols["first"].append(first)
+            cols["example_idx"].append(i)
+            cols["word_start"].append(s)
+    return cols
+
+
+class TokenHead(nn.Module):
+    def __init__(self, hidden: int, n_out: int, dropout: float = 0.1):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, n_out)
+
+    def forward(self, hidden):
+        return self.out(self.dropout(hidden))
+
+
+def make_head(hidden_size, spec):
+    return TokenHead(hidden_size, len(spec.labels))
+
+
+def collate(rows, tok):
+    batch = batch_inputs(rows, tok.pad_id)
+    batch["labels"] = pad([r["labels"] for r in rows], IGNORE)
+    batch["first"] = pad([r["first"] for r in rows], 0).bool()
+    return batch
+
+
+def loss_and_logits(head, hidden, batch):
+    logits = head(hidden)
+    labels = batch.get("labels")
+    loss = None
+    if labels is not None and (labels != IGNORE).any():
+        loss = nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+    # Keep only first-subword positions so each row's prediction is per word.
+    first = batch["first"]
+    preds = [logits[i][first[i]].argmax(-1) for i in range(len(first))]
+    return loss, preds
+
+
+def decode(logits_rows, rows, examples, spec):
+    out = [[None] * len(e["tokens"]) for e in examples]
+    for pred, row in zip(logits_rows, rows):
+        words = out[row["example_idx"]]
+        for j, p in enumerate(torch.as_tensor(pred).tolist()):
+            words[row["word_start"] + j] = spec.labels[p]
+    return out
+
+
+def score(predictions, examples, spec, lang):
+    gold = [e["tags"] for e in examples]
+    if spec.options.get("scheme") == "iob2":
+        return metrics.tagging_f1(predictions, gold)
+    return {"accuracy": metrics.pos_accuracy(predictions, gold), "f1": metrics.pos_f1(predictions, gold)}

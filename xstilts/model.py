@@ -1,0 +1,101 @@
+"""One shared encoder from transformers, one head per task (or per shared label space)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .errors import ConfigError
+from .families import get_family
+from .tasks import TaskSpec
+
+
+def resolve_model_name(name: str) -> str:
+    """A transformers hub name, a local folder, or a built-in alias such as ``me5-small``."""
+    if name in ("me5-small", "multilingual-e5-small"):
+        from .me5 import resolve
+
+        return resolve(name)
+    return name
+
+
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    path = resolve_model_name(name)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except OSError as e:
+        raise ConfigError(f"model {name!r}: cannot load its tokenizer ({e}). Give a local folder, "
+                          "a transformers hub name (with network), or 'me5-small'.") from None
+
+
+def load_encoder(name: str):
+    from transformers import AutoModel
+
+    path = resolve_model_name(name)
+    try:
+        return AutoModel.from_pretrained(path, attn_implementation="sdpa")
+    except (OSError, ValueError) as e:
+        if isinstance(e, ValueError) and "sdpa" in str(e):
+            return AutoModel.from_pretrained(path)
+        raise ConfigError(f"model {name!r}: cannot load it ({e}). Give a local folder, "
+                          "a transformers hub name (with network), or 'me5-small'.") from None
+
+
+class MultiTaskModel(nn.Module):
+    """A shared encoder and a ``ModuleDict`` of heads.
+
+    Tasks whose specs name the same ``head`` share it (e.g. the NLI tasks of ANLI+).
+    """
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.heads = nn.ModuleDict()
+        self.task_heads: dict[str, tuple[str, str]] = {}  # task -> (family, head name)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.encoder.config.hidden_size
+
+    def add_task(self, spec: TaskSpec, vocab_size: int | None = None) -> None:
+        self.task_heads[spec.name] = (spec.family, spec.head_name)
+        if spec.family == "retrieval" or spec.head_name in self.heads:
+            return
+        if spec.family == "mlm":
+            spec = TaskSpec(**{**spec.__dict__, "options": {**spec.options, "vocab_size": vocab_size}})
+        head = get_family(spec.family).make_head(self.hidden_size, spec)
+        if spec.family == "mlm":
+            head.tied.append(self.encoder.get_input_embeddings())
+        self.heads[spec.head_name] = head
+
+    def hidden(self, batch: dict, output_hidden_states: bool = False):
+        out = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           output_hidden_states=output_hidden_states)
+        return out
+
+    def forward(self, task: str, batch: dict):
+        """Loss (or None without labels) and the family's logits for one task's batch."""
+        family, head = self.task_heads[task]
+        hidden = self.hidden(batch).last_hidden_state
+        return get_family(family).loss_and_logits(self.heads[head], hidden, batch)
+
+    # ------------------------------------------------------------ persistence
+
+    def save_heads(self, path: Path) -> None:
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.heads.state_dict().items()}
+        save_file(tensors, str(path / "heads.safetensors"))
+        (path / "heads.json").write_text(json.dumps(self.task_heads, indent=1))
+
+    def load_heads(self, path: Path) -> None:
+        self.heads.load_state_dict(load_file(str(path / "heads.safetensors")))
+
+
+def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every weight once (tied tensors are stored once by safetensors' save_model)."""
+    return {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}

@@ -1,0 +1,312 @@
+"""The pipeline: phases as plain functions, each skipped when its output exists.
+
+    [1 mlm] -> [2 intermediate] -> 3 target fine-tuning -> 4 zero-shot evaluation
+
+A phase's output folder is named by a hash of its resolved config and its
+input's key, so an intermediate checkpoint is trained once and reused by every
+target and seed that starts from it; a rerun recomputes nothing that is done,
+and a killed phase resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, _quiet_libraries
+from .checkpoint import write_json_atomic
+from .config import RunConfig, TrainConfig
+from .data import featurized, load_examples, task_file
+from .errors import ConfigError, DataError
+from .evaluate import EvalSet, embed, evaluate
+from .families.retrieval import score_aligned
+from .model import MultiTaskModel, load_encoder, load_tokenizer
+from .tasks import TaskSpec, expand, get, register
+from .train import TrainTask, train
+
+
+@dataclass
+class PhaseRecord:
+    kind: str
+    key: str
+    path: Path
+    status: str  # "trained", "reused"
+    seconds: float = 0.0
+    summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    phases: list[PhaseRecord]
+    rows: list[dict]  # task, lang, split, metric, value, n, seed, target
+
+
+def phase_key(kind: str, config: dict, input_key: str) -> str:
+    blob = json.dumps({"kind": kind, "config": config, "input": input_key, "code": __version__}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def register_config_tasks(cfg: RunConfig) -> None:
+    for t in cfg.tasks:
+        spec = TaskSpec(**{**t.model_dump(), "languages": tuple(t.languages), "labels": tuple(t.labels),
+                           "metrics": tuple(t.metrics)})
+        try:
+            existing = get(spec.name)
+        except ConfigError:
+            existing = None
+        if existing is not None and existing != spec:
+            register(spec, replace=True)
+        elif existing is None:
+            register(spec)
+
+
+def _subset(examples: list[dict], fraction: float, seed: int) -> list[dict]:
+    if fraction >= 1.0:
+        return examples
+    k = max(1, int(round(len(examples) * fraction)))
+    keep = np.sort(np.random.default_rng(seed).permutation(len(examples))[:k])
+    return [examples[i] for i in keep]
+
+
+class Pipeline:
+    """Runs the phases of one config; ``run()`` returns phase records and metric rows."""
+
+    def __init__(self, cfg: RunConfig, log=print):
+        self.cfg, self.log = cfg, log
+        _quiet_libraries()
+        self.workdir = Path(cfg.workdir)
+        self.cache = self.workdir / "cache"
+        self.phases: list[PhaseRecord] = []
+        register_config_tasks(cfg)
+        self._tokenizer = None
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.cfg.model)
+        return self._tokenizer
+
+    # ------------------------------------------------------------ data
+
+    def _features(self, spec: TaskSpec, examples, split, lang, train_cfg: TrainConfig, label_spec=None):
+        """Featurize through ``label_spec``'s family and labels (the target when training on another task's data)."""
+        label_spec = label_spec or spec
+        source = [spec.name, split, lang, str(task_file(spec, split, lang, self.cfg.data_dir)), len(examples),
+                  train_cfg.limit, train_cfg.fraction]
+        return featurized(label_spec, examples, self.tokenizer, max_length=train_cfg.max_length, cache_dir=self.cache,
+                          source_key=json.dumps(source), stride=train_cfg.doc_stride)
+
+    def _load(self, spec, split, lang, limit=None):
+        return load_examples(spec, split, lang, self.cfg.data_dir, limit=limit, skip_invalid=self.cfg.skip_invalid)
+
+    def _dev(self, spec: TaskSpec, train_cfg: TrainConfig, label_spec=None) -> EvalSet | None:
+        lang = spec.train_lang
+        if spec.dev_split not in spec.files or not task_file(spec, spec.dev_split, lang, self.cfg.data_dir).exists():
+            return None
+        examples = self._load(spec, spec.dev_split, lang, train_cfg.dev_limit)
+        target = label_spec or spec
+        return EvalSet(target, lang, examples, self._features(spec, examples, spec.dev_split, lang, train_cfg, target))
+
+    def _train_task(self, spec: TaskSpec, train_cfg: TrainConfig, seed: int, languages=None, label_spec=None):
+        examples = []
+        for lang in languages or [spec.train_lang]:
+            examples += self._load(spec, "train", lang, train_cfg.limit)
+        examples = _subset(examples, train_cfg.fraction, seed)
+        label_spec = label_spec or spec
+        rows = self._features(spec, examples, "train", "+".join(languages or [spec.train_lang]), train_cfg, label_spec)
+        return TrainTask(label_spec, rows, self._dev(spec, train_cfg, label_spec))
+
+    def _data_identity(self, names: list[str]) -> dict:
+        specs = [get(n) for n in names]
+        return {"data_dir": self.cfg.data_dir, "tasks": [[s.name, s.version, s.files, s.labels] for s in specs]}
+
+    # ------------------------------------------------------------ phases
+
+    def _phase(self, kind: str, config: dict, input_key: str, body) -> PhaseRecord:
+        key = phase_key(kind, config, input_key)
+        path = self.workdir / "phases" / f"{kind}-{key}"
+        done = path / "done.json"
+        if done.exists():
+            rec = PhaseRecord(kind, key, path, "reused", summary=json.loads(done.read_text()))
+            self.log(f"[{kind}] reusing {path}")
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(path / "config.json", {"kind": kind, "config": config, "input": input_key})
+            self.log(f"[{kind}] running -> {path}")
+            t0 = time.perf_counter()
+            summary = body(path) or {}
+            summary["seconds"] = time.perf_counter() - t0
+            write_json_atomic(done, summary)  # written last: its presence means the phase is complete
+            rec = PhaseRecord(kind, key, path, "trained", summary["seconds"], summary)
+        self.phases.append(rec)
+        return rec
+
+    def _encoder_from(self, rec: PhaseRecord | None):
+        return load_encoder(str(rec.path / "encoder") if rec else self.cfg.model)
+
+    def _train_phase(self, path: Path, encoder_from, tasks: list[TrainTask], train_cfg, seed, mixture=None):
+        model = MultiTaskModel(self._encoder_from(encoder_from))
+        for t in tasks:
+            model.add_task(t.spec, vocab_size=len(self.tokenizer))
+        result = train(model, tasks, train_cfg, path / "checkpoints", tokenizer=self.tokenizer, seed=seed,
+                       mixture=mixture, log=lambda m: self.log(f"  {m}"))
+        model.encoder.save_pretrained(path / "encoder", safe_serialization=True)
+        model.save_heads(path)
+        return {"steps": result.steps, "best_dev": result.best_score, "drawn": result.drawn,
+                "timings": result.timings, "history": result.history,
+                "train_examples": {t.spec.name: len(t.rows) for t in tasks}}
+
+    def mlm_phase(self, prev: PhaseRecord | None) -> PhaseRecord:
+        mlm = self.cfg.mlm
+        config = {"files": mlm.files, "train": mlm.train.model_dump(), "model": self.cfg.model}
+        spec = self._mlm_spec()
+        return self._phase("mlm", config, prev.key if prev else self.cfg.model,
+                           lambda path: self._train_phase(path, prev, [self._mlm_task(mlm.train)], mlm.train, 0))
+
+    def _mlm_spec(self) -> TaskSpec:
+        return TaskSpec(name="mlm", family="mlm", languages=(), files={})
+
+    def _mlm_task(self, train_cfg) -> TrainTask:
+        examples = []
+        for f in self.cfg.mlm.files:
+            try:
+                lines = Path(f).read_text(encoding="utf-8").splitlines()
+            except UnicodeDecodeError as e:
+                raise DataError(f, None, None, f"not UTF-8 text ({e})") from None
+            examples += [{"text": x} for x in lines if x.strip()]
+        spec = self._mlm_spec()
+        rows = featurized(spec, examples, self.tokenizer, max_length=train_cfg.max_length, cache_dir=self.cache,
+                          source_key=json.dumps([sorted(self.cfg.mlm.files), len(examples)]))
+        return TrainTask(spec, rows)
+
+    def intermediate_phase(self, prev: PhaseRecord | None) -> PhaseRecord:
+        inter = self.cfg.intermediate
+        names = [n for t in inter.tasks for n in expand(t)]
+        config = {"tasks": names, "mixture": inter.mixture.model_dump(), "train": inter.train.model_dump(),
+                  "seed": inter.seed, "languages": inter.languages, "model": self.cfg.model,
+                  "mlm_mix": self.cfg.mlm.files if self.cfg.mlm.mode == "mix" else None,
+                  "data": self._data_identity(names)}
+
+        def body(path):
+            tasks = [self._train_task(get(n), inter.train, inter.seed, inter.languages) for n in names]
+            if self.cfg.mlm.mode == "mix":
+                tasks.append(self._mlm_task(inter.train))
+            return self._train_phase(path, prev, tasks, inter.train, inter.seed, inter.mixture)
+
+        return self._phase("intermediate", config, prev.key if prev else self.cfg.model, body)
+
+    def target_phase(self, target: str, seed: int, prev: PhaseRecord | None) -> PhaseRecord:
+        spec = get(target)
+        train_spec = get(spec.train_task) if spec.train_task else spec
+        if train_spec.family != spec.family:
+            raise ConfigError(f"task {target!r}: train_task {train_spec.name!r} is a {train_spec.family} task, "
+                              f"not {spec.family}")
+        tcfg = self.cfg.target.train
+        config = {"target": target, "train": tcfg.model_dump(), "seed": seed, "model": self.cfg.model,
+                  "data": self._data_identity([target, train_spec.name])}
+
+        def body(path):
+            task = self._train_task(train_spec, tcfg, seed, label_spec=spec)
+            own_dev = self._dev(spec, tcfg) if spec is not train_spec else None
+            task.dev = own_dev or task.dev
+            return self._train_phase(path, prev, [task], tcfg, seed)
+
+        return self._phase("target", config, prev.key if prev else self.cfg.model, body)
+
+    def _languages(self, spec: TaskSpec, split: str) -> list[str]:
+        if self.cfg.eval.languages:
+            unknown = [x for x in self.cfg.eval.languages if x not in spec.languages]
+            if unknown:
+                raise ConfigError(f"eval.languages: {unknown} not languages of {spec.name!r} "
+                                  f"({', '.join(spec.languages)})")
+            return list(self.cfg.eval.languages)
+        present = [x for x in spec.languages if task_file(spec, split, x, self.cfg.data_dir).exists()]
+        missing = sorted(set(spec.languages) - set(present))
+        if missing:
+            self.log(f"[eval] {spec.name}: no {split} file for {', '.join(missing)}; evaluating {len(present)} languages")
+        return present
+
+    def eval_phase(self, target: str, prev: PhaseRecord, seed: int) -> PhaseRecord:
+        spec = get(target)
+        ev = self.cfg.eval
+        split = ev.split or spec.eval_split
+        langs = self._languages(spec, split)
+        config = {"target": target, "split": split, "languages": langs, "limit": ev.limit,
+                  "layer": ev.retrieval_layer, "max_length": self.cfg.target.train.max_length,
+                  "data": self._data_identity([target])}
+
+        def body(path):
+            if spec.family == "retrieval":
+                encoder = self._encoder_from(prev)
+                model = None
+            else:
+                model = MultiTaskModel(self._encoder_from(prev))
+                model.add_task(spec)
+                model.load_heads(prev.path)
+            rows = []
+            (path / "predictions").mkdir(exist_ok=True)
+            for lang in langs:
+                examples = self._load(spec, split, lang, ev.limit)
+                if spec.family == "retrieval":
+                    scores = self._retrieval_scores(spec, encoder, examples, split, lang)
+                    preds = None
+                else:
+                    feats = self._features(spec, examples, split, lang, self.cfg.target.train)
+                    scores, preds = evaluate(model, EvalSet(spec, lang, examples, feats, split), self.tokenizer,
+                                             ev.batch_size)
+                    write_json_atomic(path / "predictions" / f"{lang}.json", preds)
+                for metric, value in scores.items():
+                    rows.append({"task": target, "lang": lang, "split": split, "metric": metric,
+                                 "value": float(value), "n": len(examples)})
+                self.log(f"  {target} {lang}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+            return {"rows": rows}
+
+        return self._phase("eval", config, prev.key if prev else self.cfg.model, body)
+
+    def _retrieval_scores(self, spec, encoder, examples, split, lang):
+        ev, tcfg = self.cfg.eval, self.cfg.target.train
+        emb = {}
+        for side in ("source", "target"):
+            texts = [{"text": e[side]} for e in examples]
+            feats = featurized(spec, texts, self.tokenizer, max_length=tcfg.max_length, cache_dir=self.cache,
+                               source_key=json.dumps([spec.name, split, lang, side, len(texts)]))
+            emb[side] = embed(encoder, feats, self.tokenizer, ev.retrieval_layer, ev.batch_size)
+        return score_aligned(emb["source"], emb["target"])
+
+    # ------------------------------------------------------------ the whole run
+
+    def run(self) -> RunResult:
+        cfg = self.cfg
+        if not cfg.target.tasks and not cfg.intermediate.tasks:
+            raise ConfigError("nothing to do: set intermediate.tasks and/or target.tasks")
+        for name in cfg.target.tasks + cfg.intermediate.tasks:
+            expand(name)  # unknown names fail here, before any training
+        prev = None
+        if cfg.mlm.mode == "phase":
+            if not cfg.mlm.files:
+                raise ConfigError("mlm.mode is 'phase' but mlm.files is empty")
+            prev = self.mlm_phase(prev)
+        if cfg.intermediate.tasks:
+            prev = self.intermediate_phase(prev)
+        rows = []
+        for target in cfg.target.tasks:
+            spec = get(target)
+            if spec.family == "retrieval":  # scored straight on the phase-2 encoder
+                rec = self.eval_phase(target, prev, seed=0)
+                rows += [{**r, "seed": None} for r in rec.summary["rows"]]
+                continue
+            for seed in cfg.target.seeds:
+                trained = self.target_phase(target, seed, prev)
+                rec = self.eval_phase(target, trained, seed)
+                rows += [{**r, "seed": seed} for r in rec.summary["rows"]]
+        return RunResult(self.phases, rows)
+
+
+def run(cfg: RunConfig, log=print) -> RunResult:
+    return Pipeline(cfg, log).run()

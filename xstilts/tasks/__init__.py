@@ -1,0 +1,6 @@
+"""Tasks: specs (data only) and the registry."""
+
+from .registry import expand, get, get_mixture, mixtures, names, register
+from .spec import FAMILIES, MixtureSpec, TaskSpec
+
+__all__ = ["FAMILIES", "MixtureSpec", "TaskSpec", "expand", "get", "get_mixture", "mixtures", "names", "register"]

@@ -1,0 +1,1 @@
+"""Built-in tasks. Importing this package registers them all."""

@@ -1,0 +1,68 @@
+"""The task registry: register, look up, list. One place, one dict."""
+
+from __future__ import annotations
+
+import difflib
+
+from ..errors import ConfigError
+from .spec import MixtureSpec, TaskSpec
+
+_TASKS: dict[str, TaskSpec] = {}
+_MIXTURES: dict[str, MixtureSpec] = {}
+
+
+def register(spec: TaskSpec | MixtureSpec, *, replace: bool = False) -> TaskSpec | MixtureSpec:
+    """Add a task or mixture; a duplicate name is an error unless ``replace``."""
+    if not replace and (spec.name in _TASKS or spec.name in _MIXTURES):
+        raise ValueError(f"task or mixture {spec.name!r} is already registered")
+    (_MIXTURES if isinstance(spec, MixtureSpec) else _TASKS)[spec.name] = spec
+    return spec
+
+
+def _miss(kind: str, name: str, pool) -> ConfigError:
+    close = difflib.get_close_matches(name, list(pool), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return ConfigError(f"unknown {kind} {name!r}{hint} (`xstilts tasks` lists them)")
+
+
+def get(name: str) -> TaskSpec:
+    """The task called ``name``; an unknown name raises with the closest names."""
+    _load_catalog()
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise _miss("task", name, list(_TASKS) + list(_MIXTURES)) from None
+
+
+def get_mixture(name: str) -> MixtureSpec | None:
+    _load_catalog()
+    return _MIXTURES.get(name)
+
+
+def expand(name: str) -> list[str]:
+    """Task names behind a task or mixture name."""
+    _load_catalog()
+    if name in _MIXTURES:
+        return list(_MIXTURES[name].tasks)
+    get(name)
+    return [name]
+
+
+def names() -> list[str]:
+    _load_catalog()
+    return sorted(_TASKS)
+
+
+def mixtures() -> list[MixtureSpec]:
+    _load_catalog()
+    return [ _MIXTURES[k] for k in sorted(_MIXTURES)]
+
+
+_loaded = False
+
+
+def _load_catalog():
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        from . import catalog  # noqa: F401  (registers the built-in tasks)

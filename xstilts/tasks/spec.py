@@ -1,0 +1,89 @@
+"""Task specifications: frozen records, data only.
+
+A task says *what* the data is (family, languages, where each split's files
+are, label set, metrics); the family module (``xstilts.families``) says *how*
+it is tokenized, scored and decoded. Adding an XNLI-like task touches only the
+catalog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FAMILIES = ("classification", "multiple_choice", "span_qa", "tagging", "retrieval", "mlm")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task.
+
+    Attributes:
+        name: registry name, e.g. ``"xnli"``.
+        family: one of :data:`FAMILIES`; decides featurisation, head, decoding.
+        languages: every language the task is evaluated in (ISO codes).
+        files: split name -> path template relative to the data folder; ``{lang}``
+            is replaced by the language. A split missing for a language is
+            simply absent on disk.
+        format: reader name in :data:`xstilts.data.READERS` (``"jsonl"`` is the
+            family-native JSON-lines layout).
+        labels: label set (classification, tagging); empty for other families.
+        metrics: metric names; the first is the one used for model selection.
+        train_task: for a target evaluated zero-shot, the task whose English
+            ``train`` split fine-tunes it (None: this task's own English train).
+        train_lang: language of the training data (English in the paper).
+        head: name of the output head; tasks with the same label space may share
+            one (e.g. the NLI tasks of ANLI+). Defaults to ``name``.
+        hub: optional ``datasets`` hub name and config template for users with a
+            hub, e.g. ``("xnli", "{lang}")``.
+        eval_split: split used for zero-shot evaluation.
+        dev_split: split used for early stopping (English).
+        options: family options, e.g. ``{"version_2": True}`` for span QA.
+        version: bump when the task's behaviour changes; part of cache keys.
+    """
+
+    name: str
+    family: str
+    languages: tuple[str, ...] = ("en",)
+    files: dict[str, str] = field(default_factory=dict)
+    format: str = "jsonl"
+    labels: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ("accuracy",)
+    train_task: str | None = None
+    train_lang: str = "en"
+    head: str | None = None
+    hub: tuple[str, str | None] | None = None
+    eval_split: str = "test"
+    dev_split: str = "dev"
+    options: dict = field(default_factory=dict)
+    description: str = ""
+    version: int = 1
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ValueError(f"task {self.name!r}: family {self.family!r} is not one of {FAMILIES}")
+
+    @property
+    def head_name(self) -> str:
+        return self.head or self.name
+
+    def __hash__(self):  # dict fields make the default hash fail
+        return hash(self.name)
+
+
+@dataclass(frozen=True)
+class MixtureSpec:
+    """Several tasks trained together with a sampling rule.
+
+    Attributes:
+        name: registry name, e.g. ``"anli_plus"``.
+        tasks: member task names.
+        rule: ``proportional``, ``capped``, ``temperature`` or ``uniform``.
+        cap: example-count cap for ``capped`` and ``temperature``.
+        temperature: T in p ~ min(n, cap) ** (1 / T).
+    """
+
+    name: str
+    tasks: tuple[str, ...]
+    rule: str = "proportional"
+    cap: int | None = None
+    temperature: float = 1.0
