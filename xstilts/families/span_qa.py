@@ -95,7 +95,8 @@ def decode(logits_rows, rows, examples, spec):
                     continue
                 value = float(start_l[s] + end_l[e])
                 if value > best[i][0]:
-                    best[i] = (value, examples[i]["context"][offsets[s][0] : offsets[e][1]])
+                    # strip: some tokenizers' offsets include the space before a word
+                    best[i] = (value, examples[i]["context"][offsets[s][0] : offsets[e][1]].strip())
     if spec.options.get("version_2"):
         return [text if value > null[i] else "" for i, (value, text) in enumerate(best)]
     return [text for _, text in best]
