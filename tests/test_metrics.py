@@ -271,7 +271,8 @@ def test_pos_f1_differs_from_accuracy():
     assert M.pos_accuracy(pred, gold) == approx(2 / 3)
     # seqeval on raw UPOS: equal adjacent tags merge into one chunk.
     # gold chunks {NOUN(0-1), VERB(2)}, pred chunks {NOUN(0), VERB(1-2)} -> 0 correct
-    assert M.pos_f1(pred, gold) == {"f1": 0.0, "precision": 0.0, "recall": 0.0}
+    assert M.pos_f1(pred, gold) == 0.0
+    assert M.tagging_f1(pred, gold) == {"f1": 0.0, "precision": 0.0, "recall": 0.0}
 
 
 def test_pos_f1_equals_accuracy_without_adjacent_repeats():
@@ -280,7 +281,8 @@ def test_pos_f1_equals_accuracy_without_adjacent_repeats():
     # accuracy: 3 of 5 tokens right
     assert M.pos_accuracy(pred, gold) == approx(3 / 5)
     # all chunks are single tokens: 5 gold, 5 pred, 3 correct -> P=R=F1=3/5
-    assert M.pos_f1(pred, gold) == approx({"f1": 0.6, "precision": 0.6, "recall": 0.6})
+    assert M.pos_f1(pred, gold) == approx(0.6)
+    assert M.tagging_f1(pred, gold) == approx({"f1": 0.6, "precision": 0.6, "recall": 0.6})
 
 
 # --------------------------------------------------------------------------- #

@@ -473,10 +473,8 @@ def tagging_f1(
     return _seqeval_prf(pred_tags, gold_tags)
 
 
-def pos_f1(
-    pred_tags: Sequence[Sequence[str]], gold_tags: Sequence[Sequence[str]]
-) -> dict[str, float]:
-    """What XTREME reports for UD-POS: ``seqeval`` P/R/F1 on raw UPOS tags.
+def pos_f1(pred_tags: Sequence[Sequence[str]], gold_tags: Sequence[Sequence[str]]) -> float:
+    """What XTREME reports for UD-POS: ``seqeval.metrics.f1_score`` on raw UPOS tags.
 
     XTREME's ``run_tag.py`` feeds UPOS tags (no ``B-``/``I-`` prefixes) to
     ``seqeval``. seqeval then reads the first character as the chunk tag and
@@ -486,16 +484,18 @@ def pos_f1(
     result therefore differs from token accuracy (see :func:`pos_accuracy`).
     Note: with seqeval >= 1.0 (installed here) CCONJ and SCONJ share the
     chunk type ``CONJ``; seqeval 0.0.12 (XTREME's era) kept them apart.
+    Precision and recall on the same chunks: :func:`tagging_f1` (identical
+    computation, returns all three).
 
     Args:
         pred_tags: predicted UPOS sequences, one list per sentence.
         gold_tags: gold UPOS sequences, same shape.
 
     Returns:
-        ``{"f1", "precision", "recall"}`` as fractions.
+        The seqeval F1 as a fraction.
     """
     _check_tag_shapes(pred_tags, gold_tags)
-    return _seqeval_prf(pred_tags, gold_tags)
+    return _seqeval_prf(pred_tags, gold_tags)["f1"]
 
 
 def pos_accuracy(pred_tags: Sequence[Sequence[str]], gold_tags: Sequence[Sequence[str]]) -> float:
@@ -658,7 +658,7 @@ def bucc_mine(
         if s not in seen_src and t not in seen_tgt:
             seen_src.add(s)
             seen_tgt.add(t)
-            if True:
+            if scores[i] > 0:
                 out.append((src_ids[s], tgt_ids[t], float(scores[i])))
     return out
 
