@@ -55,7 +55,8 @@ def test_sigkill_then_rerun_resumes_to_identical_metrics(tmp_path, tiny_model, t
     assert f"resumed from" in rerun.stdout and f"at step {step_at_kill}/300" in rerun.stdout
 
     clean = write_config(tmp_path / "clean.yaml", tiny_model, toy_data, tmp_path / "clean")
-    assert main(["run", str(clean)]) == 0
+    done = subprocess.run([sys.executable, "-m", "xstilts.cli", "run", str(clean)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
     def metrics(workdir):
         (done,) = (workdir / "phases").glob("eval-*/done.json")
@@ -96,3 +97,13 @@ def test_bad_record_names_file_line_and_field(tmp_path, tiny_model, toy_data, ca
     assert main(["run", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "train-en.jsonl:2" in err and "label" in err and "'drink'" in err
+
+
+def test_data_check_names_file_and_line_of_a_malformed_record(tmp_path, capsys):
+    (tmp_path / "xnli").mkdir()
+    (tmp_path / "xnli" / "dev-de.tsv").write_text("a\tb\tentailment\r\nnur zwei\tspalten\r\n", encoding="utf-8")
+    assert main(["data", "check", str(tmp_path), "--tasks", "xnli"]) == 2
+    err = capsys.readouterr().err
+    assert "dev-de.tsv:2" in err and "Traceback" not in err
+    assert main(["data", "check", str(tmp_path), "--tasks", "xnli", "--skip-invalid", "-v"]) == 0
+    assert "de" in capsys.readouterr().out

@@ -68,9 +68,19 @@ def save(path: Path, model, optimizer=None, scheduler=None, trainer_state: dict 
     replace_dir(tmp, path)
 
 
+def recover(path: Path) -> bool:
+    """Finish a swap that a kill interrupted (``final`` moved aside, ``tmp`` not yet in place)."""
+    path = Path(path)
+    old = path.with_name(path.name + ".old")
+    if not path.exists() and old.exists():
+        os.replace(old, path)
+    return path.exists()
+
+
 def load(path: Path, model, optimizer=None, scheduler=None) -> dict:
     """Restore what :func:`save` wrote; returns the trainer state."""
     path = Path(path)
+    recover(path)
     load_model(model, str(path / "model.safetensors"))
     if optimizer is not None and (path / "optimizer.pt").exists():
         optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))

@@ -57,6 +57,46 @@ def _cmd_show(args) -> int:
     return 0
 
 
+def _cmd_data_check(args) -> int:
+    from collections import defaultdict
+
+    from .data import check
+
+    rows = check(args.data_dir, args.tasks or None, count=not args.no_count, skip_invalid=args.skip_invalid)
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["task"], r["split"])].append(r)
+    print(f"{'task':<14} {'split':<11} {'present':>8} {'examples':>9}  missing")
+    for (task, split), rs in groups.items():
+        have = [r for r in rs if r["present"]]
+        n = sum(r["examples"] or 0 for r in have)
+        missing = [r["lang"] for r in rs if not r["present"]]
+        miss = "-" if not missing else ("all" if not have else ",".join(missing))
+        counts = f"{n:>9}" if not args.no_count else f"{'':>9}"
+        print(f"{task:<14} {split:<11} {len(have):>3}/{len(rs):<4} {counts}  {miss}")
+        if args.verbose:
+            for r in have:
+                print(f"{'':<26} {r['lang']:<6} {r['examples'] if r['examples'] is not None else '':>9}  {r['path']}")
+    return 0
+
+
+def _cmd_quickstart(args) -> int:
+    from dataclasses import replace
+
+    from .errors import ConfigError
+    from .quickstart import Settings, quickstart
+
+    s = Settings()
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise ConfigError("--seeds: at least 1")
+        s = replace(s, seeds=tuple(range(args.seeds)))
+    if args.languages:
+        s = replace(s, languages=tuple(x.strip() for x in args.languages.split(",") if x.strip()))
+    quickstart(args.out, s)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xstilts", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -77,6 +117,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", default=None, help="config giving model, data_dir and extra tasks")
     s.add_argument("overrides", nargs="*")
     s.set_defaults(fn=_cmd_show)
+
+    q = sub.add_parser("quickstart", help="offline demo: direct vs intermediate -> target, zero-shot in 8 languages "
+                                          "(me5-small, CPU, a few minutes)")
+    q.add_argument("--out", default="xstilts_out/quickstart", help="output folder (results, plot, reusable runs)")
+    q.add_argument("--seeds", type=int, default=None, help="target seeds per arm (default 3)")
+    q.add_argument("--languages", default=None, help="zero-shot languages, comma-separated CLDR codes "
+                                                      "(default de,fr,es,ru,ja,ar,hi,zh)")
+    q.set_defaults(fn=_cmd_quickstart)
+
+    d = sub.add_parser("data", help="inspect a data folder")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    dc = dsub.add_parser("check", help="per task and language: which files are present, how many examples, what is missing")
+    dc.add_argument("data_dir")
+    dc.add_argument("--tasks", nargs="*", help="only these tasks")
+    dc.add_argument("--no-count", action="store_true", help="only look for files, do not read them")
+    dc.add_argument("--skip-invalid", action="store_true", help="count malformed records instead of stopping at the first")
+    dc.add_argument("-v", "--verbose", action="store_true", help="one line per language")
+    dc.set_defaults(fn=_cmd_data_check)
     return p
 
 

@@ -72,6 +72,8 @@ class TargetConfig(_Strict):
 
     tasks: list[str] = Field(default_factory=list, description="target task names")
     seeds: list[int] = Field(default_factory=lambda: [0])
+    train_task: str | None = Field(None, description="train on this task's English data instead of the target's own train_task")
+    train_split: str = Field("train", description="split of the training task used for fine-tuning")
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 

@@ -67,11 +67,25 @@ def readers() -> dict:
 
 
 def task_file(spec: TaskSpec, split: str, lang: str, data_dir) -> Path:
+    """The file of one split and language: the first existing alternative (``.gz`` tried too).
+
+    When none exists, the first alternative is returned so the error names it.
+    """
     if split not in spec.files:
         raise ConfigError(f"task {spec.name!r} has no split {split!r} (it has: {', '.join(spec.files) or 'none'})")
-    rel = spec.files[split].format(lang=lang, split=split)
-    path = Path(rel) if Path(rel).is_absolute() else Path(data_dir or ".") / rel
-    return path
+    templates = spec.files[split]
+    templates = (templates,) if isinstance(templates, str) else templates
+    from .tasks.catalog.xtreme import TATOEBA_CODES
+
+    paths = []
+    for template in templates:
+        rel = template.format(lang=lang, split=split, lang3=TATOEBA_CODES.get(lang, lang))
+        paths.append(Path(rel) if Path(rel).is_absolute() else Path(data_dir or ".") / rel)
+    for path in paths:
+        for candidate in (path, path.with_name(path.name + ".gz")):
+            if candidate.exists():
+                return candidate
+    return paths[0]
 
 
 def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit=None, skip_invalid=False):
@@ -215,3 +229,52 @@ def mixture_probabilities(sizes: dict[str, int], rule: str, cap: int | None = No
         raise ConfigError(f"unknown mixture rule {rule!r}; rules: proportional, capped, temperature, uniform")
     w = w / w.sum()
     return {k: float(p) for k, p in zip(sizes, w)}
+
+
+# ---------------------------------------------------------------- data check
+
+
+def check(data_dir, task_names: list[str] | None = None, count: bool = True, skip_invalid: bool = False) -> list[dict]:
+    """What is present under ``data_dir``: one row per task, split and language.
+
+    Rows: ``task, split, lang, path, present, examples`` (``examples`` is None
+    when the file is missing or ``count`` is off). Malformed files raise
+    :class:`DataError` naming file, line and field, unless ``skip_invalid``.
+    """
+    from . import tasks as registry
+
+    out = []
+    for name in task_names or registry.names():
+        spec = registry.get(name)
+        languages = spec.languages or ("en",)
+        for split in spec.files:
+            if "_" in split and split.rsplit("_", 1)[1] in ("target", "gold"):
+                continue  # companion files of a retrieval split
+            langs = [spec.train_lang] if split == "train" or len(languages) == 1 else languages
+            for lang in langs:
+                path = task_file(spec, split, lang, data_dir)
+                n = None
+                if path.exists() and count:
+                    n = _count(spec, split, lang, data_dir, skip_invalid)
+                out.append({"task": name, "split": split, "lang": lang, "path": str(path),
+                            "present": path.exists(), "examples": n})
+    return out
+
+
+def _count(spec: TaskSpec, split: str, lang: str, data_dir, skip_invalid: bool) -> int:
+    from . import readers as r
+
+    kind = spec.options.get("kind")
+    if spec.family != "retrieval":
+        return len(load_examples(spec, split, lang, data_dir, skip_invalid=skip_invalid))
+    if kind == "aligned":
+        return len(r.read_tatoeba(task_file(spec, split, lang, data_dir),
+                                  task_file(spec, f"{split}_target", lang, data_dir))["source"])
+    if kind == "bucc":
+        return len(r.read_bucc(task_file(spec, split, lang, data_dir), task_file(spec, f"{split}_target", lang, data_dir),
+                               task_file(spec, f"{split}_gold", lang, data_dir))["gold"])
+    if kind == "lareqa":
+        return len(r.read_xquad_r(task_file(spec, split, lang, data_dir))["questions"])
+    if split == "candidates":
+        return len(r.read_mewsli_x_entities(task_file(spec, split, lang, data_dir)))
+    return len(r.read_mewsli_x(task_file(spec, split, lang, data_dir)))

@@ -38,7 +38,7 @@ def predict(model, task: str, family: str, rows, tokenizer, batch_size: int = 64
         batch = {k: v.to(device) for k, v in fam.collate(batch_rows, tok).items()}
         _, logits = model(task, batch)
         for i, x in zip(idx.tolist(), logits):
-            out[i] = x.float().cpu()
+            out[i] = (x.float() if x.is_floating_point() else x).cpu()
     return out
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from accelerate.utils import set_seed
 
 from . import __version__, _quiet_libraries
 from .checkpoint import write_json_atomic
@@ -25,7 +26,7 @@ from .config import RunConfig, TrainConfig
 from .data import featurized, load_examples, task_file
 from .errors import ConfigError, DataError
 from .evaluate import EvalSet, embed, evaluate
-from .families.retrieval import score_aligned
+from .families import retrieval
 from .model import MultiTaskModel, load_encoder, load_tokenizer
 from .tasks import TaskSpec, expand, get, register
 from .train import TrainTask, train
@@ -113,14 +114,20 @@ class Pipeline:
         target = label_spec or spec
         return EvalSet(target, lang, examples, self._features(spec, examples, spec.dev_split, lang, train_cfg, target))
 
-    def _train_task(self, spec: TaskSpec, train_cfg: TrainConfig, seed: int, languages=None, label_spec=None):
+    def _train_task(self, spec: TaskSpec, train_cfg: TrainConfig, seed: int, languages=None, label_spec=None,
+                    split: str = "train"):
         examples = []
         for lang in languages or [spec.train_lang]:
-            examples += self._load(spec, "train", lang, train_cfg.limit)
+            examples += self._load(spec, split, lang, train_cfg.limit)
         examples = _subset(examples, train_cfg.fraction, seed)
         label_spec = label_spec or spec
-        rows = self._features(spec, examples, "train", "+".join(languages or [spec.train_lang]), train_cfg, label_spec)
-        return TrainTask(label_spec, rows, self._dev(spec, train_cfg, label_spec))
+        if label_spec.family in ("classification", "tagging") and not label_spec.labels:
+            # e.g. CCG supertags: the label set is whatever the training data uses
+            found = {t for e in examples for t in (e["tags"] if "tags" in e else [e["label"]])}
+            label_spec = dataclasses.replace(label_spec, labels=tuple(sorted(found)))
+        rows = self._features(spec, examples, split, "+".join(languages or [spec.train_lang]), train_cfg, label_spec)
+        dev = self._dev(spec, train_cfg, label_spec) if spec.dev_split != split else None
+        return TrainTask(label_spec, rows, dev)
 
     def _data_identity(self, names: list[str]) -> dict:
         specs = [get(n) for n in names]
@@ -151,6 +158,7 @@ class Pipeline:
         return load_encoder(str(rec.path / "encoder") if rec else self.cfg.model)
 
     def _train_phase(self, path: Path, encoder_from, tasks: list[TrainTask], train_cfg, seed, mixture=None):
+        set_seed(seed)  # head initialisation depends on the seed, not on what ran before in this process
         model = MultiTaskModel(self._encoder_from(encoder_from))
         for t in tasks:
             model.add_task(t.spec, vocab_size=len(self.tokenizer))
@@ -203,17 +211,20 @@ class Pipeline:
 
     def target_phase(self, target: str, seed: int, prev: PhaseRecord | None) -> PhaseRecord:
         spec = get(target)
-        train_spec = get(spec.train_task) if spec.train_task else spec
+        train_name = self.cfg.target.train_task or spec.train_task
+        train_spec = get(train_name) if train_name else spec
         if train_spec.family != spec.family:
             raise ConfigError(f"task {target!r}: train_task {train_spec.name!r} is a {train_spec.family} task, "
                               f"not {spec.family}")
         tcfg = self.cfg.target.train
+        split = self.cfg.target.train_split
         config = {"target": target, "train": tcfg.model_dump(), "seed": seed, "model": self.cfg.model,
+                  "train_task": train_spec.name, "train_split": split,
                   "data": self._data_identity([target, train_spec.name])}
 
         def body(path):
-            task = self._train_task(train_spec, tcfg, seed, label_spec=spec)
-            own_dev = self._dev(spec, tcfg) if spec is not train_spec else None
+            task = self._train_task(train_spec, tcfg, seed, label_spec=spec, split=split)
+            own_dev = self._dev(spec, tcfg) if spec is not train_spec and spec.dev_split != split else None
             task.dev = own_dev or task.dev
             return self._train_phase(path, prev, [task], tcfg, seed)
 
@@ -252,11 +263,10 @@ class Pipeline:
             rows = []
             (path / "predictions").mkdir(exist_ok=True)
             for lang in langs:
-                examples = self._load(spec, split, lang, ev.limit)
                 if spec.family == "retrieval":
-                    scores = self._retrieval_scores(spec, encoder, examples, split, lang)
-                    preds = None
+                    scores, examples = self._retrieval_scores(spec, encoder, split, lang), ()
                 else:
+                    examples = self._load(spec, split, lang, ev.limit)
                     feats = self._features(spec, examples, split, lang, self.cfg.target.train)
                     scores, preds = evaluate(model, EvalSet(spec, lang, examples, feats, split), self.tokenizer,
                                              ev.batch_size)
@@ -269,15 +279,15 @@ class Pipeline:
 
         return self._phase("eval", config, prev.key if prev else self.cfg.model, body)
 
-    def _retrieval_scores(self, spec, encoder, examples, split, lang):
+    def _retrieval_scores(self, spec, encoder, split, lang):
         ev, tcfg = self.cfg.eval, self.cfg.target.train
-        emb = {}
-        for side in ("source", "target"):
-            texts = [{"text": e[side]} for e in examples]
-            feats = featurized(spec, texts, self.tokenizer, max_length=tcfg.max_length, cache_dir=self.cache,
-                               source_key=json.dumps([spec.name, split, lang, side, len(texts)]))
-            emb[side] = embed(encoder, feats, self.tokenizer, ev.retrieval_layer, ev.batch_size)
-        return score_aligned(emb["source"], emb["target"])
+
+        def embed_texts(texts, key):
+            feats = featurized(spec, [{"text": t} for t in texts], self.tokenizer, max_length=tcfg.max_length,
+                               cache_dir=self.cache, source_key=json.dumps([spec.name, key, len(texts), texts[:3]]))
+            return embed(encoder, feats, self.tokenizer, ev.retrieval_layer, ev.batch_size)
+
+        return retrieval.evaluate(spec, split, lang, lambda s, l: task_file(spec, s, l, self.cfg.data_dir), embed_texts)
 
     # ------------------------------------------------------------ the whole run
 

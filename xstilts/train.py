@@ -115,7 +115,7 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
 
     # --- resume
     state = {"step": 0, "drawn": {n: 0 for n in names}, "best": None, "bad_evals": 0, "history": [], "train_s": 0.0}
-    if (out_dir / "last" / "trainer_state.json").exists():
+    if checkpoint.recover(out_dir / "last") and (out_dir / "last" / "trainer_state.json").exists():
         state = checkpoint.load(out_dir / "last", accelerator.unwrap_model(model), optimizer, scheduler)
         log(f"resumed from {out_dir / 'last'} at step {state['step']}/{total_steps}")
 
@@ -168,7 +168,7 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
                 break
 
     model = accelerator.unwrap_model(model)
-    if (out_dir / "best").exists():
+    if checkpoint.recover(out_dir / "best"):
         checkpoint.load(out_dir / "best", model)
     total = sum(state["drawn"].values()) or 1
     epochs_done = step / steps_per_epoch

@@ -45,6 +45,54 @@ def mean_pool(hidden_states: tuple, attention_mask: torch.Tensor, layer: int) ->
     return (h * m).sum(1) / m.sum(1).clamp(min=1)
 
 
-def score_aligned(source_emb: np.ndarray, target_emb: np.ndarray) -> dict[str, float]:
-    """Tatoeba: nearest target of each source by cosine; correct when it is the aligned one."""
-    return {"accuracy": metrics.tatoeba_accuracy(source_emb, target_emb)}
+def evaluate(spec, split: str, lang: str, path_of, embed) -> dict[str, float]:
+    """Score one language of a retrieval task.
+
+    Args:
+        path_of: ``(split, lang) -> Path`` of the task's files (``split`` may be
+            ``"<split>_target"`` / ``"<split>_gold"`` / ``"candidates"``).
+        embed: ``(texts, key) -> np.ndarray`` of pooled sentence embeddings.
+    """
+    from .. import readers
+
+    kind = spec.options.get("kind", "aligned")
+    if kind == "aligned":  # Tatoeba: the nearest English sentence of each xx sentence must be its translation
+        data = readers.read_tatoeba(path_of(split, lang), path_of(f"{split}_target", lang))
+        src, tgt = embed(data["source"], f"{lang}-src"), embed(data["target"], f"{lang}-tgt")
+        return {"accuracy": metrics.tatoeba_accuracy(src, tgt)}
+    if kind == "bucc":  # threshold tuned for F1 on dev, applied to the evaluated split
+        def mine(s):
+            d = readers.read_bucc(path_of(s, lang), path_of(f"{s}_target", lang), path_of(f"{s}_gold", lang))
+            sid, tid = list(d["source"]), list(d["target"])
+            pairs = metrics.bucc_mine(embed([d["source"][i] for i in sid], f"{s}-{lang}-src"),
+                                      embed([d["target"][i] for i in tid], f"{s}-{lang}-tgt"), sid, tid, k=4, mode="max")
+            return pairs, d["gold"]
+        dev_pairs, dev_gold = mine("dev")
+        threshold, _ = metrics.bucc_best_threshold(dev_pairs, dev_gold)
+        pairs, gold = (dev_pairs, dev_gold) if split == "dev" else mine(split)
+        return {**metrics.bucc_f1(pairs, gold, threshold), "threshold": float(threshold)}
+    if kind == "lareqa":  # questions of one language against answer sentences pooled over every language
+        pool, relevant_by_qid, questions = [], {}, []
+        for other in spec.languages:
+            d = readers.read_xquad_r(path_of(split, other), id_prefix=f"{other}:")
+            pool += d["sentences"]
+            for q in d["questions"]:
+                relevant_by_qid.setdefault(q["id"], set()).update(q["answer_sentence_ids"])
+                if other == lang:
+                    questions.append(q)
+        cand = embed([s["text"] for s in pool], f"{split}-pool")
+        query = embed([q["question"] for q in questions], f"{split}-{lang}-q")
+        ids = [s["id"] for s in pool]
+        top = metrics.retrieval_rankings(query, cand, 20)
+        rankings = [[ids[j] for j in row] for row in top]
+        return {"map@20": metrics.map_at_k(rankings, [relevant_by_qid[q["id"]] for q in questions], k=20)}
+    if kind == "mewsli":  # mentions of one language against the multilingual entity candidate set
+        mentions = [m for m in readers.read_mewsli_x(path_of(split, lang)) if m.get("language", lang) == lang]
+        entities = readers.read_mewsli_x_entities(path_of("candidates", lang))
+        cand = embed([f"{e['title']} {e.get('description', '')}".strip() for e in entities], "mewsli-candidates")
+        query = embed([m["context"][max(0, m["start"] - 200): m["end"] + 200] for m in mentions], f"{split}-{lang}-m")
+        ids = [e["entity_id"] for e in entities]
+        top = metrics.retrieval_rankings(query, cand, 20)
+        return {"map@20": metrics.map_at_k([[ids[j] for j in row] for row in top],
+                                           [{m["entity_id"]} for m in mentions], k=20)}
+    raise ValueError(f"task {spec.name!r}: unknown retrieval kind {kind!r}")

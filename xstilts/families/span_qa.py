@@ -20,10 +20,22 @@ N_BEST = 20
 MAX_ANSWER_TOKENS = 30
 
 
+def _questions(examples, tokenizer, max_length):
+    """Questions cut to at most half the window, so every window keeps room for context."""
+    questions = [e["question"].lstrip() for e in examples]
+    enc = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
+    cap = max_length // 2
+    out = [q if len(ids) <= cap else q[: off[cap - 1][1]] for q, ids, off in zip(questions, enc["input_ids"], enc["offset_mapping"])]
+    return out, min(cap, max((len(i) for i in enc["input_ids"]), default=0))
+
+
 def featurize(examples, tokenizer, spec, max_length, stride=None):
-    stride = stride if stride is not None else max_length // 4
+    questions, longest = _questions(examples, tokenizer, max_length)
+    # The overlap must be shorter than the context part of a window (window - question - 4 special tokens).
+    room = max_length - longest - 4
+    stride = min(stride if stride is not None else max_length // 4, max(0, room - 1))
     enc = tokenizer(
-        [e["question"].lstrip() for e in examples],
+        questions,
         [e["context"] for e in examples],
         truncation="only_second",
         max_length=max_length,

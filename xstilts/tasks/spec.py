@@ -21,9 +21,10 @@ class TaskSpec:
         name: registry name, e.g. ``"xnli"``.
         family: one of :data:`FAMILIES`; decides featurisation, head, decoding.
         languages: every language the task is evaluated in (ISO codes).
-        files: split name -> path template relative to the data folder; ``{lang}``
-            is replaced by the language. A split missing for a language is
-            simply absent on disk.
+        files: split name -> path template relative to the data folder, or a
+            tuple of alternative templates (first existing wins; ``.gz`` is
+            tried too). ``{lang}`` is the language, ``{lang3}`` its ISO 639-3
+            code (Tatoeba). A split missing for a language is absent on disk.
         format: reader name in :data:`xstilts.data.READERS` (``"jsonl"`` is the
             family-native JSON-lines layout).
         labels: label set (classification, tagging); empty for other families.
@@ -44,7 +45,7 @@ class TaskSpec:
     name: str
     family: str
     languages: tuple[str, ...] = ("en",)
-    files: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
     format: str = "jsonl"
     labels: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ("accuracy",)

@@ -1,0 +1,128 @@
+"""Real benchmark files end to end on a tiny random model (plumbing, not accuracy).
+
+Reads ../shared/data (or $XSTILTS_SHARED_DATA); skipped with the reason when it is absent.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from conftest import SHARED_DATA
+from xstilts import config, pipeline
+from xstilts.cli import main
+
+pytestmark = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"../shared/data not found at {SHARED_DATA}")
+
+
+@pytest.fixture(scope="module")
+def real_tiny(tmp_path_factory):
+    """A tiny model whose tokenizer is trained on a few thousand real sentences of several scripts."""
+    import csv
+
+    from xstilts.tiny import build_tiny_model
+
+    corpus = []
+    for lang in ("en", "de", "ru", "zh", "ar"):
+        with open(SHARED_DATA / "xnli" / f"dev-{lang}.tsv", newline="", encoding="utf-8") as f:
+            corpus += [row[0] for row, _ in zip(csv.reader(f, delimiter="\t"), range(300))]
+    for lang in ("et", "th", "zh"):
+        corpus += [json.loads(x)["premise"] for x in open(SHARED_DATA / "xcopa" / "data" / lang / f"val.{lang}.jsonl")]
+    return build_tiny_model(tmp_path_factory.mktemp("real_tiny"), corpus, vocab_size=2000)
+
+
+def run(tmp_path, model, **raw):
+    base = {"model": str(model), "data_dir": str(SHARED_DATA), "workdir": str(tmp_path / "w")}
+    return pipeline.run(config.validate(config.merge(base, raw)), log=lambda m: None)
+
+
+FAST = {"lr": 1e-3, "batch_size": 16, "max_steps": 6, "eval_every": 6, "max_length": 64, "limit": 64, "dev_limit": 32}
+
+
+def langs_of(rows, metric):
+    return {r["lang"] for r in rows if r["metric"] == metric and 0.0 <= r["value"] <= 1.0}
+
+
+def test_xnli_english_training_zero_shot_three_languages(tmp_path, real_tiny):
+    res = run(tmp_path, real_tiny, target={"tasks": ["xnli"], "train_split": "dev", "train": FAST},
+              eval={"languages": ["de", "ru", "zh"], "limit": 30})
+    assert langs_of(res.rows, "accuracy") == {"de", "ru", "zh"}
+    assert all(r["n"] == 30 for r in res.rows)
+
+
+def test_xcopa_trained_on_copa(tmp_path, real_tiny):
+    res = run(tmp_path, real_tiny, intermediate={"tasks": ["siqa"], "train": {**FAST, "max_steps": 4}},
+              target={"tasks": ["xcopa"], "train": FAST}, eval={"languages": ["et", "th", "zh"], "limit": 20})
+    assert [p.kind for p in res.phases] == ["intermediate", "target", "eval"]
+    assert res.phases[1].summary["train_examples"] == {"xcopa": 64}
+    assert langs_of(res.rows, "accuracy") == {"et", "th", "zh"}
+
+
+def test_tatoeba_retrieval_three_languages_on_the_encoder(tmp_path, real_tiny):
+    res = run(tmp_path, real_tiny, target={"tasks": ["tatoeba"]}, eval={"languages": ["de", "fr", "ja"], "retrieval_layer": 1})
+    assert [p.kind for p in res.phases] == ["eval"]  # scored straight on the encoder, no fine-tuning
+    assert langs_of(res.rows, "accuracy") == {"de", "fr", "ja"}
+
+
+def test_xquad_trained_on_tydiqa_english(tmp_path, real_tiny):
+    res = run(tmp_path, real_tiny, target={"tasks": ["xquad"], "train_task": "tydiqa", "train": {**FAST, "max_length": 96}},
+              eval={"languages": ["de", "zh"], "limit": 10})
+    assert langs_of(res.rows, "f1") == {"de", "zh"} and langs_of(res.rows, "exact_match") == {"de", "zh"}
+    preds = json.loads(next((res.phases[-1].path / "predictions").glob("zh.json")).read_text())
+    assert len(preds) == 10 and all(isinstance(p, str) for p in preds)
+
+
+def test_udpos_tagging(tmp_path, real_tiny):
+    res = run(tmp_path, real_tiny, target={"tasks": ["udpos"], "train": FAST},
+              eval={"languages": ["de", "zh", "ar"], "split": "dev", "limit": 10})
+    assert langs_of(res.rows, "f1") == {"de", "zh", "ar"}
+    preds = json.loads((res.phases[-1].path / "predictions" / "de.json").read_text())
+    from xstilts.readers import read_udpos
+
+    gold = read_udpos(SHARED_DATA / "udpos" / "dev-de.tsv.gz")[:10]
+    assert [len(p) for p in preds] == [len(g["tokens"]) for g in gold]  # every word predicted, none truncated
+
+
+def test_bucc_mining_runs_on_dev(tmp_path, real_tiny):
+    from xstilts.families import retrieval
+    from xstilts.data import task_file
+    from xstilts.tasks import get
+    import numpy as np
+
+    spec = get("bucc2018")
+    # An oracle embedding: gold pairs share a random vector, everything else is noise. Mining must find them.
+    rng = np.random.default_rng(0)
+    from xstilts.readers import read_bucc
+
+    d = read_bucc(*(task_file(spec, s, "zh", SHARED_DATA) for s in ("dev", "dev_target", "dev_gold")))
+    gold_vec = {s: rng.normal(size=64) for s, _ in d["gold"]}
+    tgt_of = {t: s for s, t in d["gold"]}
+    texts = {**{v: ("s", k) for k, v in d["source"].items()}, **{v: ("t", k) for k, v in d["target"].items()}}
+
+    def embed(sentences, key):
+        out = []
+        for s in sentences:
+            side, k = texts[s]
+            g = k if side == "s" else tgt_of.get(k)
+            out.append(gold_vec[g] + 0.1 * rng.normal(size=64) if g in gold_vec else rng.normal(size=64))
+        return np.stack(out)
+
+    scores = retrieval.evaluate(spec, "dev", "zh", lambda s, l: task_file(spec, s, l, SHARED_DATA), embed)
+    assert scores["f1"] > 0.9
+
+
+def test_data_check_reports_counts_and_missing(capsys):
+    assert main(["data", "check", str(SHARED_DATA), "--tasks", "xnli", "tatoeba", "mnli"]) == 0
+    lines = {tuple(x.split()) for x in capsys.readouterr().out.splitlines()}
+    assert ("xnli", "test", "15/15", "75150", "-") in lines  # 5010 x 15, as ../shared/data/README.md says
+    assert ("tatoeba", "test", "36/36", "31692", "-") in lines
+    assert ("mnli", "train", "0/1", "0", "all") in lines
+
+
+def test_show_examples_decodes_featurized_rows(capsys, real_tiny, tmp_path):
+    assert main(["show-examples", "xnli", "model=" + str(real_tiny), "data_dir=" + str(SHARED_DATA),
+                 "workdir=" + str(tmp_path), "--lang", "de", "-n", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("--- xnli [de/test]") == 2 and "'label'" in out

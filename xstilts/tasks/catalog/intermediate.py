@@ -1,0 +1,52 @@
+"""English intermediate tasks of the paper (Phang et al. 2020, Table 1).
+
+Paths are relative to the data folder; a tuple lists alternative layouts
+(the first file that exists wins, and ``.gz`` is tried after each).
+"""
+
+from ...readers import NLI_LABELS
+from ..registry import register
+from ..spec import MixtureSpec, TaskSpec
+
+NLI = tuple(NLI_LABELS)
+
+for name, fmt, files in [
+    ("mnli", "mnli", {"train": ("mnli/train.jsonl", "MNLI/multinli_1.0_train.jsonl"),
+                      "dev": ("mnli/dev_matched.jsonl", "MNLI/multinli_1.0_dev_matched.jsonl")}),
+    ("snli", "snli", {"train": ("snli/train.jsonl", "snli_1.0/snli_1.0_train.jsonl"),
+                      "dev": ("snli/dev.jsonl", "snli_1.0/snli_1.0_dev.jsonl")}),
+    *[(f"anli_r{r}", "anli", {"train": (f"anli/R{r}/train.jsonl",), "dev": (f"anli/R{r}/dev.jsonl",)}) for r in (1, 2, 3)],
+]:
+    register(TaskSpec(name=name, family="classification", files=files, format=fmt, labels=NLI, head="nli",
+                      hub=("nyu-mll/multi_nli", None) if name == "mnli" else None,
+                      description="English NLI; shares the 'nli' head with the other NLI tasks"))
+
+register(MixtureSpec(name="anli_plus", tasks=("snli", "mnli", "anli_r1", "anli_r2", "anli_r3"), rule="proportional"))
+
+register(TaskSpec(name="qqp", family="classification", format="qqp", labels=("0", "1"),
+                  files={"train": ("qqp/train.tsv", "QQP/train.tsv"), "dev": ("qqp/dev.tsv", "QQP/dev.tsv")},
+                  description="Quora Question Pairs: are two questions duplicates?"))
+
+register(TaskSpec(name="squad", family="span_qa", format="squad", metrics=("f1", "exact_match"),
+                  files={"train": ("squad/train-v1.1.json",), "dev": ("squad/dev-v1.1.json",)},
+                  hub=("rajpurkar/squad", None), description="SQuAD v1.1 extractive QA"))
+register(TaskSpec(name="squad_v2", family="span_qa", format="squad", metrics=("f1", "exact"),
+                  options={"version_2": True},
+                  files={"train": ("squad/train-v2.0.json",), "dev": ("squad/dev-v2.0.json",)},
+                  description="SQuAD v2.0: extractive QA with unanswerable questions"))
+
+for name, fmt, files, desc in [
+    ("hellaswag", "hellaswag", {"train": ("hellaswag/hellaswag_train.jsonl",), "dev": ("hellaswag/hellaswag_val.jsonl",)},
+     "HellaSwag: pick the plausible continuation (4 endings)"),
+    ("cosmosqa", "cosmosqa", {"train": ("cosmosqa/train.csv", "cosmosqa/train.jsonl"), "dev": ("cosmosqa/valid.csv", "cosmosqa/valid.jsonl")},
+     "Cosmos QA: commonsense reading comprehension (4 answers)"),
+    ("commonsenseqa", "commonsenseqa", {"train": ("commonsenseqa/train_rand_split.jsonl",), "dev": ("commonsenseqa/dev_rand_split.jsonl",)},
+     "CommonsenseQA (5 answers)"),
+    ("siqa", "siqa", {"train": ("siqa/train.jsonl",), "dev": ("siqa/dev.jsonl",), "test": ("siqa/v1.4/socialIQa_v1.4_tst.jsonl",)},
+     "SocialIQA: social commonsense (3 answers)"),
+]:
+    register(TaskSpec(name=name, family="multiple_choice", format=fmt, files=files, description=desc))
+
+register(TaskSpec(name="ccg", family="tagging", format="ccg", metrics=("accuracy",),
+                  files={"train": ("ccg/train.tsv", "ccg/ccg.train"), "dev": ("ccg/dev.tsv", "ccg/ccg.dev")},
+                  description="CCG supertagging (CCGbank); the supertag set is read from the training data"))
