@@ -7,14 +7,78 @@ import sys
 
 
 def _cmd_run(args) -> int:
+    from pathlib import Path
+
     from . import config, pipeline
     from .report import format_rows
+    from .store import Store
 
     cfg = config.load(args.config, args.overrides)
     result = pipeline.run(cfg)
+    run_id = pipeline.phase_key("run", cfg.model_dump(), "")
+    Path(cfg.workdir).mkdir(parents=True, exist_ok=True)
+    pipeline.record(Store(Path(cfg.workdir) / "results.sqlite"), run_id, cfg, result)
     reused = sum(p.status == "reused" for p in result.phases)
-    print(f"\n{len(result.phases)} phases ({reused} reused from {cfg.workdir}/phases)")
+    print(f"\n{len(result.phases)} phases ({reused} reused from {cfg.workdir}/phases); run {run_id} recorded in "
+          f"{cfg.workdir}/results.sqlite")
     print(format_rows(result.rows))
+    return 0
+
+
+def _cmd_grid(args) -> int:
+    from . import grid
+
+    g = grid.load(args.config, args.overrides)
+    cells = grid.expand(g)
+    if args.dry_run:
+        print(grid.format_plan(grid.plan(cells)))
+        return 0
+    out = grid.run_grid(g, executor=args.executor, address=args.address)
+    print(f"{len(out['done'])} cells done, {len(out['failed'])} failed")
+    for rid, msg in out["failed"].items():
+        print(f"  FAILED {rid}: {msg}")
+    return 1 if out["failed"] else 0
+
+
+def _cmd_results(args) -> int:
+    from pathlib import Path
+
+    from .errors import ConfigError
+    from .store import Store
+
+    path = Path(args.workdir) / "results.sqlite"
+    if not path.exists():
+        raise ConfigError(f"no results store at {path} (run `xstilts run` or `xstilts grid` first)")
+    store = Store(path)
+    frame = store.query(args.sql) if args.sql else getattr(store, f"{args.table}_frame")()
+    if args.export:
+        if args.sql:
+            frame.to_parquet(args.export) if args.export.endswith((".parquet", ".pq")) else frame.to_csv(args.export, index=False)
+        else:
+            store.export(args.export, table=args.table)
+        print(f"wrote {len(frame)} rows to {args.export}")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_rows", args.max_rows, "display.width", 200):
+            print(frame)
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from pathlib import Path
+
+    from .errors import ConfigError
+    from .report import build_report
+    from .store import Store
+
+    path = Path(args.workdir) / "results.sqlite"
+    if not path.exists():
+        raise ConfigError(f"no results store at {path} (run `xstilts run` or `xstilts grid` first)")
+    out = args.out or str(Path(args.workdir) / "report")
+    paths = build_report(Store(path), out, baseline=args.baseline, selection=args.selection)
+    for kind, p in paths.items():
+        print(f"{kind:<20} {p}")
     return 0
 
 
@@ -105,6 +169,29 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("config", help="YAML config file")
     r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. target.seeds=[0,1,2]")
     r.set_defaults(fn=_cmd_run)
+
+    g = sub.add_parser("grid", help="run a grid of models x intermediate settings x targets x seeds")
+    g.add_argument("config", help="grid YAML")
+    g.add_argument("overrides", nargs="*", help="key=value overrides of the grid config")
+    g.add_argument("--dry-run", action="store_true", help="print the plan: phases to train, done, estimated compute")
+    g.add_argument("--executor", choices=["local", "ray"], default="local")
+    g.add_argument("--address", default=None, help="Ray cluster to join (default: start a local one)")
+    g.set_defaults(fn=_cmd_grid)
+
+    q = sub.add_parser("results", help="query the results store; export CSV or Parquet")
+    q.add_argument("--workdir", default="runs")
+    q.add_argument("--table", default="metrics", choices=["metrics", "records", "timings", "runs", "environment"])
+    q.add_argument("--sql", default=None, help="an SQL query over the store's tables")
+    q.add_argument("--export", default=None, help="write to this .csv or .parquet file")
+    q.add_argument("--max-rows", type=int, default=60)
+    q.set_defaults(fn=_cmd_results)
+
+    rp = sub.add_parser("report", help="HTML + Markdown report (tables, plots, significance) from the store")
+    rp.add_argument("--workdir", default="runs")
+    rp.add_argument("--out", default=None, help="default: <workdir>/report")
+    rp.add_argument("--baseline", default="none", help="the setting deltas are computed against")
+    rp.add_argument("--selection", default="en-dev", choices=["en-dev", "target-dev"])
+    rp.set_defaults(fn=_cmd_report)
 
     t = sub.add_parser("tasks", help="list tasks, families and languages")
     t.set_defaults(fn=_cmd_tasks)

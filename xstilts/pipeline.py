@@ -78,8 +78,9 @@ def _subset(examples: list[dict], fraction: float, seed: int) -> list[dict]:
 class Pipeline:
     """Runs the phases of one config; ``run()`` returns phase records and metric rows."""
 
-    def __init__(self, cfg: RunConfig, log=print):
-        self.cfg, self.log = cfg, log
+    def __init__(self, cfg: RunConfig, log=print, execute: bool = True):
+        """``execute=False`` plans: every phase gets its key and status ("done"/"todo"); nothing runs."""
+        self.cfg, self.log, self.execute = cfg, log, execute
         _quiet_libraries()
         self.workdir = Path(cfg.workdir)
         self.cache = self.workdir / "cache"
@@ -140,8 +141,11 @@ class Pipeline:
         path = self.workdir / "phases" / f"{kind}-{key}"
         done = path / "done.json"
         if done.exists():
-            rec = PhaseRecord(kind, key, path, "reused", summary=json.loads(done.read_text()))
-            self.log(f"[{kind}] reusing {path}")
+            rec = PhaseRecord(kind, key, path, "reused" if self.execute else "done", summary=json.loads(done.read_text()))
+            if self.execute:
+                self.log(f"[{kind}] reusing {path}")
+        elif not self.execute:
+            rec = PhaseRecord(kind, key, path, "todo", summary={"config": config})
         else:
             path.mkdir(parents=True, exist_ok=True)
             write_json_atomic(path / "config.json", {"kind": kind, "config": config, "input": input_key})
@@ -230,6 +234,17 @@ class Pipeline:
 
         return self._phase("target", config, prev.key if prev else self.cfg.model, body)
 
+    def _english_dev(self, spec: TaskSpec) -> EvalSet | None:
+        """The target's English dev set, or its training task's (XCOPA -> COPA val)."""
+        tcfg = self.cfg.target.train
+        dev = self._dev(spec, tcfg)
+        train_name = self.cfg.target.train_task or spec.train_task
+        if dev is None and train_name:
+            dev = self._dev(get(train_name), tcfg, label_spec=spec)
+        if dev is not None:
+            dev.split = "dev"
+        return dev
+
     def _languages(self, spec: TaskSpec, split: str) -> list[str]:
         if self.cfg.eval.languages:
             unknown = [x for x in self.cfg.eval.languages if x not in spec.languages]
@@ -248,7 +263,7 @@ class Pipeline:
         ev = self.cfg.eval
         split = ev.split or spec.eval_split
         langs = self._languages(spec, split)
-        config = {"target": target, "split": split, "languages": langs, "limit": ev.limit,
+        config = {"target": target, "family": spec.family, "split": split, "languages": langs, "limit": ev.limit,
                   "layer": ev.retrieval_layer, "max_length": self.cfg.target.train.max_length,
                   "data": self._data_identity([target])}
 
@@ -260,7 +275,7 @@ class Pipeline:
                 model = MultiTaskModel(self._encoder_from(prev))
                 model.add_task(spec)
                 model.load_heads(prev.path)
-            rows = []
+            rows, per_example = [], {}
             (path / "predictions").mkdir(exist_ok=True)
             for lang in langs:
                 if spec.family == "retrieval":
@@ -270,12 +285,22 @@ class Pipeline:
                     feats = self._features(spec, examples, split, lang, self.cfg.target.train)
                     scores, preds = evaluate(model, EvalSet(spec, lang, examples, feats, split), self.tokenizer,
                                              ev.batch_size)
+                    if spec.family == "span_qa":  # the XTREME submission layout keys answers by question id
+                        preds = {e["id"]: p for e, p in zip(examples, preds)}
                     write_json_atomic(path / "predictions" / f"{lang}.json", preds)
+                    if spec.family in ("classification", "multiple_choice"):  # for paired bootstrap over examples
+                        per_example[lang] = [float(p == e["label"]) for p, e in zip(preds, examples)]
                 for metric, value in scores.items():
                     rows.append({"task": target, "lang": lang, "split": split, "metric": metric,
                                  "value": float(value), "n": len(examples)})
                 self.log(f"  {target} {lang}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-            return {"rows": rows}
+            dev = self._english_dev(spec) if model is not None else None
+            if dev is not None and not (split == dev.split and dev.lang in langs):
+                # English dev of the target: what the paper selects intermediate settings by
+                scores, _ = evaluate(model, dev, self.tokenizer, ev.batch_size)
+                rows += [{"task": target, "lang": dev.lang, "split": "dev", "metric": m, "value": float(v),
+                          "n": len(dev.examples)} for m, v in scores.items()]
+            return {"rows": rows, "task": target, "split": split, "example_scores": per_example}
 
         return self._phase("eval", config, prev.key if prev else self.cfg.model, body)
 
@@ -309,14 +334,55 @@ class Pipeline:
             spec = get(target)
             if spec.family == "retrieval":  # scored straight on the phase-2 encoder
                 rec = self.eval_phase(target, prev, seed=0)
-                rows += [{**r, "seed": None} for r in rec.summary["rows"]]
+                rows += [{**r, "seed": None} for r in rec.summary.get("rows", [])]
                 continue
             for seed in cfg.target.seeds:
                 trained = self.target_phase(target, seed, prev)
                 rec = self.eval_phase(target, trained, seed)
-                rows += [{**r, "seed": seed} for r in rec.summary["rows"]]
+                rows += [{**r, "seed": seed} for r in rec.summary.get("rows", [])]
         return RunResult(self.phases, rows)
 
 
 def run(cfg: RunConfig, log=print) -> RunResult:
     return Pipeline(cfg, log).run()
+
+
+def plan(cfg: RunConfig) -> RunResult:
+    """The phases ``cfg`` needs, with keys and status ("done"/"todo"); nothing is trained."""
+    return Pipeline(cfg, log=lambda m: None, execute=False).run()
+
+
+def setting_label(cfg: RunConfig) -> str:
+    """A short name for the intermediate setting of a plain run ("none", "siqa", "siqa+mlm", ...)."""
+    parts = list(cfg.intermediate.tasks) or ["none"]
+    if cfg.mlm.mode != "off":
+        parts.append("mlm")
+    label = "+".join(parts)
+    if cfg.intermediate.train.fraction < 1:
+        label += f"@{cfg.intermediate.train.fraction:g}"
+    if cfg.intermediate.languages:
+        label += "[" + ",".join(cfg.intermediate.languages) + "]"
+    return label
+
+
+def record(store, run_id: str, cfg: RunConfig, result: RunResult, *, setting: str | None = None,
+           target: str | None = None, seed: int | None = None) -> None:
+    """Write a finished run (config, phases with timings, metric rows, environment) into the results store."""
+    from .store import environment_info
+
+    config = cfg.model_dump()
+    store.add_run(run_id, config=config, config_hash=phase_key("run", config, ""), model=cfg.model,
+                  setting=setting or setting_label(cfg), target=target or ",".join(cfg.target.tasks),
+                  seed=seed if seed is not None else (cfg.target.seeds[0] if len(cfg.target.seeds) == 1 else None))
+    for p in result.phases:
+        t = p.summary.get("timings", {})
+        store.add_phase(run_id, p.key, p.kind, status=p.status, config=p.summary.get("config", {}),
+                        wall_s=p.summary.get("seconds"), s_per_epoch=t.get("s_per_epoch"),
+                        examples_per_s=t.get("examples_per_s"), tokens_per_s=t.get("tokens_per_s"),
+                        peak_mem_mb=t.get("peak_mem_mb"), path=str(p.path))
+        if p.kind == "eval":
+            store.add_metrics(run_id, p.key, p.summary.get("rows", []))
+            task, split = p.summary.get("task"), p.summary.get("split")
+            for lang, scores in p.summary.get("example_scores", {}).items():
+                store.add_example_scores(run_id, task, lang, split, "accuracy", np.asarray(scores, dtype=np.float32))
+    store.add_environment(run_id, environment_info())

@@ -11,6 +11,7 @@ uninterrupted run would have seen.
 from __future__ import annotations
 
 import math
+import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,13 +115,13 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
     model, optimizer = accelerator.prepare(model, optimizer)
 
     # --- resume
-    state = {"step": 0, "drawn": {n: 0 for n in names}, "best": None, "bad_evals": 0, "history": [], "train_s": 0.0}
+    state = {"step": 0, "drawn": {n: 0 for n in names}, "best": None, "bad_evals": 0, "history": [],
+             "train_s": 0.0, "examples": 0, "tokens": 0}
     if checkpoint.recover(out_dir / "last") and (out_dir / "last" / "trainer_state.json").exists():
         state = checkpoint.load(out_dir / "last", accelerator.unwrap_model(model), optimizer, scheduler)
         log(f"resumed from {out_dir / 'last'} at step {state['step']}/{total_steps}")
 
     dev_sets = [t.dev for t in tasks if t.dev is not None]
-    n_examples = n_tokens = 0
     t0 = time.perf_counter()
     model.train()
     step = state["step"]
@@ -137,8 +138,8 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
             if loss is not None:
                 accelerator.backward(loss / cfg.grad_accum)
                 loss_sum += loss.item() / cfg.grad_accum  # .item() syncs with the device; once per micro-batch is fine
-            n_examples += len(rows)
-            n_tokens += int(batch["attention_mask"].sum())
+            state["examples"] += len(rows)
+            state["tokens"] += int(batch["attention_mask"].sum())
         accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
@@ -148,6 +149,7 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
         state["history"].append({"step": step, "loss": round(loss_sum, 6)})
 
         if step % cfg.eval_every == 0 or step == total_steps:
+            state["train_s"] += time.perf_counter() - t0  # training time excludes evaluation and checkpointing
             if dev_sets:
                 score = float(np.mean([evaluate_dev(accelerator.unwrap_model(model), d, tokenizer) for d in dev_sets]))
                 state["history"][-1]["dev"] = score
@@ -160,9 +162,8 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
                 model.train()
             else:
                 log(f"step {step}/{total_steps} loss {loss_sum:.4f}")
-            state["train_s"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
             checkpoint.save(out_dir / "last", accelerator.unwrap_model(model), optimizer, scheduler, state)
+            t0 = time.perf_counter()
             if cfg.patience and state["bad_evals"] >= cfg.patience:
                 log(f"early stopping at step {step}: no dev improvement in {cfg.patience} evaluations")
                 break
@@ -171,6 +172,9 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
     if checkpoint.recover(out_dir / "best"):
         checkpoint.load(out_dir / "best", model)
     total = sum(state["drawn"].values()) or 1
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    if torch.cuda.is_available():
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20
     epochs_done = step / steps_per_epoch
     train_s = state["train_s"]
     return TrainResult(
@@ -181,7 +185,8 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
         timings={
             "train_s": train_s,
             "s_per_epoch": train_s / epochs_done if epochs_done else 0.0,
-            "examples_per_s": n_examples / train_s if train_s and n_examples else 0.0,
-            "tokens_per_s": n_tokens / train_s if train_s and n_tokens else 0.0,
+            "examples_per_s": state["examples"] / train_s if train_s else 0.0,
+            "tokens_per_s": state["tokens"] / train_s if train_s else 0.0,
+            "peak_mem_mb": peak_mb,
         },
     )
