@@ -53,3 +53,25 @@ def test_training_lowers_the_loss(tmp_path, tiny_model, toy_data):
     assert last < first * 0.7, (first, last)
     en = [r["value"] for r in result.rows if r["lang"] == "en" and r["metric"] == "accuracy"][0]
     assert en > 0.75  # a learnable English task is learnt
+
+
+def test_decoder_llm_with_lora_runs_the_pipeline_and_learns(tmp_path, toy_data):
+    """A tiny random Llama stands in for 7B/70B decoders: LoRA adapters + heads on the last token."""
+    from conftest import WORDS
+    from xstilts.tiny import build_tiny_model
+
+    corpus = [f.format(x) for lang in WORDS.values() for k in ("animal", "food") for x in lang[k] for f in lang["frame"]]
+    llama = build_tiny_model(tmp_path / "llama", corpus, vocab_size=300, hidden=64, arch="llama")
+    cfg = toy_config(tmp_path, llama, toy_data, lora={"r": 4, "alpha": 8},
+                     target={"train": {"lr": 5e-3, "max_steps": 40, "eval_every": 40}})
+    result = pipeline.run(cfg, log=lambda m: None)
+    assert [p.kind for p in result.phases] == ["intermediate", "target", "eval"]
+    history = result.phases[1].summary["history"]
+    assert sum(h["loss"] for h in history[-5:]) < sum(h["loss"] for h in history[:5])
+    # LoRA was merged: the saved encoder is a plain Llama folder with no adapter weights
+    from safetensors import safe_open
+
+    with safe_open(str(result.phases[0].path / "encoder" / "model.safetensors"), "pt") as f:
+        assert not any("lora" in k for k in f.keys())
+    en = [r["value"] for r in result.rows if r["lang"] == "en" and r["split"] == "test"][0]
+    assert en > 0.7

@@ -102,10 +102,21 @@ class TaskDef(_Strict):
     options: dict = Field(default_factory=dict)
 
 
+class LoraSettings(_Strict):
+    """LoRA adapters (peft) for large models: only adapters and heads are trained; merged after each phase."""
+
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | None = Field(None, description="default: every linear layer")
+
+
 class RunConfig(_Strict):
     """One pipeline: [MLM] -> [intermediate] -> target fine-tuning -> zero-shot evaluation."""
 
-    model: str = Field("me5-small", description="transformers name, local folder, or 'me5-small'")
+    model: str = Field("me5-small", description="transformers name, local folder, or 'me5-small'; encoders or causal LMs")
+    lora: LoraSettings | None = Field(None, description="train with LoRA adapters (7B/70B decoders)")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward (large models)")
     data_dir: str | None = Field(None, description="XTREME-style data folder; relative task files resolve here")
     workdir: str = Field("runs", description="where phase outputs, caches and results are kept")
     tasks: list[TaskDef] = Field(default_factory=list, description="extra task definitions")

@@ -24,14 +24,46 @@ def resolve_model_name(name: str) -> str:
 
 
 def load_tokenizer(name: str):
+    """The model's tokenizer; decoder tokenizers get pad/cls/sep from eos/bos so every family can use them."""
     from transformers import AutoTokenizer
 
     path = resolve_model_name(name)
     try:
-        return AutoTokenizer.from_pretrained(path)
+        tok = AutoTokenizer.from_pretrained(path)
     except OSError as e:
         raise ConfigError(f"model {name!r}: cannot load its tokenizer ({e}). Give a local folder, "
                           "a transformers hub name (with network), or 'me5-small'.") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token or tok.unk_token
+    if tok.cls_token is None:
+        tok.cls_token = tok.bos_token or tok.eos_token
+    if tok.sep_token is None:
+        tok.sep_token = tok.eos_token
+    return tok
+
+
+def is_decoder(encoder) -> bool:
+    """Causal LMs (Llama, Mistral, Qwen, ...) pool the last token; bidirectional encoders the first."""
+    cfg = encoder.config
+    return bool(getattr(cfg, "is_decoder", False)) or cfg.model_type in DECODER_TYPES
+
+
+DECODER_TYPES = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi", "phi3", "gpt2", "gpt_neox",
+                 "falcon", "olmo", "olmo2", "bloom", "mixtral", "stablelm", "granite"}
+
+
+def add_lora(encoder, lora: dict):
+    """Wrap the encoder with LoRA adapters (peft); only adapters and heads are trained."""
+    from peft import LoraConfig, get_peft_model
+
+    cfg = LoraConfig(r=lora.get("r", 8), lora_alpha=lora.get("alpha", 16), lora_dropout=lora.get("dropout", 0.05),
+                     target_modules=lora.get("target_modules") or "all-linear", bias="none")
+    return get_peft_model(encoder, cfg)
+
+
+def merge_lora(encoder):
+    """Fold LoRA adapters into the base weights, so the next phase loads a plain transformers model."""
+    return encoder.merge_and_unload() if hasattr(encoder, "merge_and_unload") else encoder
 
 
 def load_encoder(name: str):
@@ -56,6 +88,7 @@ class MultiTaskModel(nn.Module):
     def __init__(self, encoder: nn.Module):
         super().__init__()
         self.encoder = encoder
+        self.pool_last = is_decoder(encoder)
         self.heads = nn.ModuleDict()
         self.task_heads: dict[str, tuple[str, str]] = {}  # task -> (family, head name)
 
@@ -83,6 +116,11 @@ class MultiTaskModel(nn.Module):
         """Loss (or None without labels) and the family's logits for one task's batch."""
         family, head = self.task_heads[task]
         hidden = self.hidden(batch).last_hidden_state
+        if self.pool_last and family in ("classification", "multiple_choice"):
+            # Sequence heads read position 0; in a causal LM only the last real token has seen the whole input.
+            last = batch["attention_mask"].sum(1) - 1
+            hidden = hidden.clone()
+            hidden[:, 0] = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
         return get_family(family).loss_and_logits(self.heads[head], hidden, batch)
 
     # ------------------------------------------------------------ persistence

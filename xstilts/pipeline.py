@@ -27,7 +27,7 @@ from .data import featurized, load_examples, task_file
 from .errors import ConfigError, DataError
 from .evaluate import EvalSet, embed, evaluate
 from .families import retrieval
-from .model import MultiTaskModel, load_encoder, load_tokenizer
+from .model import MultiTaskModel, add_lora, load_encoder, load_tokenizer, merge_lora
 from .tasks import TaskSpec, expand, get, register
 from .train import TrainTask, train
 
@@ -158,16 +158,25 @@ class Pipeline:
         self.phases.append(rec)
         return rec
 
+    def _lora(self):
+        return self.cfg.lora.model_dump() if self.cfg.lora else None
+
     def _encoder_from(self, rec: PhaseRecord | None):
         return load_encoder(str(rec.path / "encoder") if rec else self.cfg.model)
 
     def _train_phase(self, path: Path, encoder_from, tasks: list[TrainTask], train_cfg, seed, mixture=None):
         set_seed(seed)  # head initialisation depends on the seed, not on what ran before in this process
-        model = MultiTaskModel(self._encoder_from(encoder_from))
+        encoder = self._encoder_from(encoder_from)
+        if self.cfg.gradient_checkpointing:
+            encoder.gradient_checkpointing_enable()
+        model = MultiTaskModel(encoder)
         for t in tasks:
             model.add_task(t.spec, vocab_size=len(self.tokenizer))
+        if self.cfg.lora:
+            model.encoder = add_lora(model.encoder, self.cfg.lora.model_dump())
         result = train(model, tasks, train_cfg, path / "checkpoints", tokenizer=self.tokenizer, seed=seed,
                        mixture=mixture, log=lambda m: self.log(f"  {m}"))
+        model.encoder = merge_lora(model.encoder)
         model.encoder.save_pretrained(path / "encoder", safe_serialization=True)
         model.save_heads(path)
         return {"steps": result.steps, "best_dev": result.best_score, "drawn": result.drawn,
@@ -201,7 +210,7 @@ class Pipeline:
         inter = self.cfg.intermediate
         names = [n for t in inter.tasks for n in expand(t)]
         config = {"tasks": names, "mixture": inter.mixture.model_dump(), "train": inter.train.model_dump(),
-                  "seed": inter.seed, "languages": inter.languages, "model": self.cfg.model,
+                  "seed": inter.seed, "languages": inter.languages, "model": self.cfg.model, "lora": self._lora(),
                   "mlm_mix": self.cfg.mlm.files if self.cfg.mlm.mode == "mix" else None,
                   "data": self._data_identity(names)}
 
@@ -222,7 +231,7 @@ class Pipeline:
                               f"not {spec.family}")
         tcfg = self.cfg.target.train
         split = self.cfg.target.train_split
-        config = {"target": target, "train": tcfg.model_dump(), "seed": seed, "model": self.cfg.model,
+        config = {"target": target, "train": tcfg.model_dump(), "seed": seed, "model": self.cfg.model, "lora": self._lora(),
                   "train_task": train_spec.name, "train_split": split,
                   "data": self._data_identity([target, train_spec.name])}
 

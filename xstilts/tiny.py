@@ -39,21 +39,35 @@ def build_tokenizer(corpus: list[str], vocab_size: int = 1000):
 
 
 def build_tiny_model(out_dir, corpus: list[str] | None = None, *, hidden: int = 32, layers: int = 2,
-                     heads: int = 2, vocab_size: int = 1000, seed: int = 0) -> Path:
-    """Write a randomly initialised XLM-R-architecture model and its tokenizer to ``out_dir``."""
+                     heads: int = 2, vocab_size: int = 1000, seed: int = 0, arch: str = "xlm-roberta") -> Path:
+    """Write a randomly initialised model and its tokenizer to ``out_dir``.
+
+    Args:
+        arch: ``"xlm-roberta"`` (a bidirectional encoder) or ``"llama"`` (a causal
+            decoder standing in for 7B/70B LLMs in tests).
+    """
     import torch
-    from transformers import XLMRobertaConfig, XLMRobertaModel
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(list(corpus or DEFAULT_CORPUS), vocab_size)
+    ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(seed)
+    if arch == "llama":
+        from transformers import LlamaConfig, LlamaModel
+
+        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers,
+                             num_attention_heads=heads, num_key_value_heads=heads, intermediate_size=hidden * 3,
+                             max_position_embeddings=512, **ids)
+        LlamaModel(config).save_pretrained(out, safe_serialization=True)
+        tokenizer.save_pretrained(out)
+        return out
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
     config = XLMRobertaConfig(
         vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=hidden * 4, max_position_embeddings=514, type_vocab_size=1,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        intermediate_size=hidden * 4, max_position_embeddings=514, type_vocab_size=1, **ids,
     )
-    torch.manual_seed(seed)
     XLMRobertaModel(config).save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return out
