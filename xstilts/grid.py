@@ -122,14 +122,18 @@ def expand(grid: GridConfig) -> list[Cell]:
 # ---------------------------------------------------------------- planning and cost
 
 
-# Parameter counts of common encoders / decoders (for --dry-run estimates without downloading them).
-KNOWN_PARAMS = {
-    "xlm-roberta-base": 278e6, "FacebookAI/xlm-roberta-base": 278e6, "xlm-roberta-large": 560e6,
-    "FacebookAI/xlm-roberta-large": 560e6, "bert-base-multilingual-cased": 178e6, "me5-small": 117.5e6,
-    "facebook/xlm-roberta-xl": 3.5e9, "facebook/xlm-roberta-xxl": 10.7e9,
-    "meta-llama/Llama-2-7b-hf": 6.7e9, "meta-llama/Llama-2-70b-hf": 69e9,
-    "meta-llama/Meta-Llama-3-8B": 8.0e9, "meta-llama/Meta-Llama-3-70B": 70.6e9,
+# (parameters, hidden size, layers) of common encoders / decoders, for --dry-run estimates without downloads.
+KNOWN_SHAPES = {
+    "xlm-roberta-base": (278e6, 768, 12), "FacebookAI/xlm-roberta-base": (278e6, 768, 12),
+    "xlm-roberta-large": (560e6, 1024, 24), "FacebookAI/xlm-roberta-large": (560e6, 1024, 24),
+    "bert-base-multilingual-cased": (178e6, 768, 12), "me5-small": (117.5e6, 384, 12),
+    "facebook/xlm-roberta-xl": (3.5e9, 2560, 36), "facebook/xlm-roberta-xxl": (10.7e9, 4096, 48),
+    "meta-llama/Llama-2-7b-hf": (6.7e9, 4096, 32), "meta-llama/Llama-2-70b-hf": (69e9, 8192, 80),
+    "meta-llama/Meta-Llama-3-8B": (8.0e9, 4096, 32), "meta-llama/Meta-Llama-3-70B": (70.6e9, 8192, 80),
+    "meta-llama/Llama-3.1-8B": (8.0e9, 4096, 32), "meta-llama/Llama-3.1-70B": (70.6e9, 8192, 80),
 }
+KNOWN_PARAMS = {k: v[0] for k, v in KNOWN_SHAPES.items()}
+GPU_MEMORY_GB = 80
 # Training examples of the standard tasks (train splits), for estimates when the files are not local.
 KNOWN_TRAIN_SIZES = {
     "mnli": 392702, "snli": 550152, "anli_r1": 16946, "anli_r2": 45460, "anli_r3": 100459, "qqp": 363846,
@@ -142,17 +146,45 @@ ASSUMED_MFU = 0.4
 TOKENS_PER_EXAMPLE = 0.6  # x max_length, after dynamic padding
 
 
-def model_params(name: str) -> float | None:
-    if name in KNOWN_PARAMS:
-        return KNOWN_PARAMS[name]
+def model_shape(name: str) -> tuple[float, int, int] | None:
+    """(parameters, hidden, layers) from the table above or a local folder's config.json."""
+    if name in KNOWN_SHAPES:
+        return KNOWN_SHAPES[name]
     cfg_path = Path(name) / "config.json"
     if cfg_path.exists():
         c = json.loads(cfg_path.read_text())
         h, layers, v = c.get("hidden_size"), c.get("num_hidden_layers"), c.get("vocab_size")
         ffn = c.get("intermediate_size", 4 * (h or 0))
         if h and layers and v:
-            return layers * (4 * h * h + 2 * h * ffn) + v * h
+            return layers * (4 * h * h + 2 * h * ffn) + v * h, h, layers
     return None
+
+
+def model_params(name: str) -> float | None:
+    shape = model_shape(name)
+    return shape[0] if shape else None
+
+
+def memory_estimate(name: str, cfg: RunConfig, train) -> dict | None:
+    """Training memory of one phase, in GB, and the 80 GB GPUs it needs with FSDP sharding.
+
+    Full fine-tuning in mixed precision with AdamW keeps about 16 bytes per parameter (bf16 weights and
+    grads, fp32 master weights, two fp32 Adam moments); LoRA keeps the frozen base in bf16 (2 bytes per
+    parameter) and trains about 0.5 % adapters at 16 bytes. Activations: about 34 bytes x batch x tokens x
+    hidden x layers (Korthikanti et al. 2022, no recomputation), 2 bytes with gradient checkpointing.
+    FSDP shards the model state across GPUs; activations are per GPU.
+    """
+    shape = model_shape(name)
+    if shape is None:
+        return None
+    params, hidden, layers = shape
+    state = params * 2 + params * 0.005 * 16 if cfg.lora else params * 16
+    per_token = 2 if cfg.gradient_checkpointing else 34
+    activ = per_token * train.batch_size * train.max_length * hidden * layers
+    usable = GPU_MEMORY_GB * 1e9 * 0.9 - activ
+    gpus = None if usable <= 0 else max(1, -(-state // usable))
+    return {"state_gb": state / 1e9, "activations_gb": activ / 1e9, "total_gb": (state + activ) / 1e9,
+            "gpus_80gb": int(gpus) if gpus else None}
 
 
 def _phase_flops(kind: str, cfg: RunConfig, params: float | None) -> float | None:
@@ -180,14 +212,17 @@ def _expand_names(name: str) -> list[str]:
 
 
 def plan(cells: list[Cell]) -> dict:
-    """Unique phases to train (and already done), estimated FLOPs, and the naive cost without reuse."""
-    unique, naive = {}, 0.0
+    """Unique phases to train (and already done), estimated FLOPs and memory, and the naive cost without reuse."""
+    unique, naive, memory = {}, 0.0, {}
     for c in cells:
         params = model_params(c.model)
         for p in pipeline.plan(c.cfg).phases:
             flops = _phase_flops(p.kind, c.cfg, params)
             naive += flops or 0.0
             unique.setdefault(p.key, {"kind": p.kind, "status": p.status, "flops": flops})
+            if p.kind in ("intermediate", "target"):
+                train = c.cfg.intermediate.train if p.kind == "intermediate" else c.cfg.target.train
+                memory.setdefault((c.model, p.kind), memory_estimate(c.model, c.cfg, train))
     by_kind = {}
     for p in unique.values():
         k = by_kind.setdefault(p["kind"], {"total": 0, "done": 0, "flops": 0.0})
@@ -199,7 +234,8 @@ def plan(cells: list[Cell]) -> dict:
     gpu_h = lambda f: f / (A100_BF16_PEAK * ASSUMED_MFU) / 3600  # noqa: E731
     return {"cells": len(cells), "phases": by_kind, "flops": total, "flops_todo": todo_flops, "flops_naive": naive,
             "gpu_hours": gpu_h(total), "gpu_hours_todo": gpu_h(todo_flops), "gpu_hours_naive": gpu_h(naive),
-            "unknown_cost": sorted({c.model for c in cells if model_params(c.model) is None})}
+            "unknown_cost": sorted({c.model for c in cells if model_params(c.model) is None}),
+            "memory": [{"model": m, "phase": k, **(v or {})} for (m, k), v in memory.items()]}
 
 
 def format_plan(p: dict) -> str:
@@ -211,6 +247,13 @@ def format_plan(p: dict) -> str:
                  f"{p['gpu_hours_naive']:.2f} A100-hours")
     lines.append(f"(assumes 6*N*tokens training FLOPs, {TOKENS_PER_EXAMPLE:g} x max_length tokens per example, "
                  f"A100 bf16 peak {A100_BF16_PEAK / 1e12:.0f} TFLOP/s at {ASSUMED_MFU:.0%} MFU)")
+    if p["memory"]:
+        lines.append(f"{'model':<34} {'phase':<13} {'state GB':>9} {'activ. GB':>10} {'total GB':>9} {'80GB GPUs':>10}")
+        for m in p["memory"]:
+            if "state_gb" in m:
+                gpus = m["gpus_80gb"] if m["gpus_80gb"] else "no fit"
+                lines.append(f"{m['model'][-34:]:<34} {m['phase']:<13} {m['state_gb']:>9.1f} {m['activations_gb']:>10.1f} "
+                             f"{m['total_gb']:>9.1f} {gpus:>10}")
     if p["unknown_cost"]:
         lines.append(f"no parameter count known for: {', '.join(p['unknown_cost'])} (cost counted as 0)")
     return "\n".join(lines)
