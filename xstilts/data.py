@@ -95,6 +95,8 @@ def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit
         DataError: the file is missing or a record is malformed (file, line, field named).
     """
     path = task_file(spec, split, lang, data_dir)
+    if not path.exists() and data_dir is None and spec.hub:
+        return load_from_hub(spec, split, lang, limit=limit)
     if not path.exists():
         raise DataError(path, None, None, f"file not found (task {spec.name!r}, split {split!r}, language {lang!r})")
     table = readers()
@@ -112,6 +114,41 @@ def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit
     if limit is not None:
         examples = examples[:limit]
     return examples
+
+
+HUB_SPLITS = {"dev": "validation", "train": "train", "test": "test"}
+
+
+def load_from_hub(spec: TaskSpec, split: str, lang: str, *, limit=None) -> list[dict]:
+    """The task from the ``datasets`` hub by its usual name (users with network; ``spec.hub``).
+
+    Hub rows are mapped onto the family fields: integer class labels become
+    label names, SQuAD-style QA rows are already in our layout.
+    """
+    import datasets
+
+    name, config = spec.hub
+    ds = datasets.load_dataset(name, config.format(lang=lang) if config else None, split=HUB_SPLITS.get(split, split))
+    if limit is not None:
+        ds = ds.select(range(min(limit, len(ds))))
+    out = []
+    for row in ds:
+        if spec.family == "classification":
+            a = row.get("premise", row.get("sentence1", row.get("question1")))
+            b = row.get("hypothesis", row.get("sentence2", row.get("question2")))
+            label = row["label"]
+            if isinstance(label, int):
+                if label < 0:
+                    continue  # MNLI/SNLI rows without a gold label, as the official readers skip them
+                label = spec.labels[label]
+            out.append({"text_a": a, "text_b": b, "label": str(label)})
+        elif spec.family == "span_qa":
+            out.append({"id": str(row["id"]), "question": row["question"], "context": row["context"],
+                        "answers": {"text": list(row["answers"]["text"]),
+                                    "answer_start": list(row["answers"]["answer_start"])}})
+        else:
+            raise ConfigError(f"task {spec.name!r}: no hub mapping for the {spec.family} family; give data_dir")
+    return out
 
 
 # ---------------------------------------------------------------- featurize + cache
