@@ -75,3 +75,52 @@ def test_decoder_llm_with_lora_runs_the_pipeline_and_learns(tmp_path, toy_data):
         assert not any("lora" in k for k in f.keys())
     en = [r["value"] for r in result.rows if r["lang"] == "en" and r["split"] == "test"][0]
     assert en > 0.7
+
+
+def test_mixture_logs_drawn_proportions_and_shares_heads(tmp_path, tiny_model, toy_data):
+    logs = []
+    mix = {"tasks": ["toy_pair", "toy_topic"], "mixture": {"rule": "uniform"},
+           "train": {"max_steps": 40, "eval_every": 40, "batch_size": 8, "max_length": 32}}
+    cfg = toy_config(tmp_path, tiny_model, toy_data, intermediate=mix, target={"tasks": []})
+    result = pipeline.run(cfg, log=logs.append)
+    drawn = result.phases[0].summary["drawn"]
+    assert set(drawn) == {"toy_pair", "toy_topic"} and abs(drawn["toy_pair"] - 0.5) < 0.2
+    assert any(m.strip().startswith("drawn: toy_pair") for m in logs)
+
+
+def test_shared_head_for_same_label_space(tiny_model):
+    from xstilts.model import MultiTaskModel, load_encoder
+    from xstilts.tasks import get
+
+    model = MultiTaskModel(load_encoder(str(tiny_model)))
+    model.add_task(get("mnli"))
+    model.add_task(get("snli"))
+    model.add_task(get("qqp"))
+    assert list(model.heads) == ["nli", "qqp"]  # MNLI and SNLI share the NLI head
+
+
+def test_continued_mlm_phase_and_mlm_mixed_into_intermediate(tmp_path, tiny_model, toy_data):
+    from conftest import WORDS
+
+    text = tmp_path / "mono.txt"
+    text.write_text("\n".join(f.format(w) for lang in WORDS.values() for w in lang["animal"] + lang["food"]
+                              for f in lang["frame"]), encoding="utf-8")
+    mlm = {"files": [str(text)], "mode": "phase", "train": {"max_steps": 30, "eval_every": 30, "lr": 3e-3,
+                                                          "batch_size": 16, "max_length": 32}}
+    cfg = toy_config(tmp_path, tiny_model, toy_data, mlm=mlm)
+    result = pipeline.run(cfg, log=lambda m: None)
+    assert [p.kind for p in result.phases] == ["mlm", "intermediate", "target", "eval"]
+    hist = result.phases[0].summary["history"]
+    assert sum(h["loss"] for h in hist[-5:]) < sum(h["loss"] for h in hist[:5])  # the masked-LM loss goes down
+    mixed = toy_config(tmp_path / "m", tiny_model, toy_data, mlm={**mlm, "mode": "mix"})
+    res = pipeline.run(mixed, log=lambda m: None)
+    assert [p.kind for p in res.phases] == ["intermediate", "target", "eval"]
+    assert set(res.phases[0].summary["drawn"]) == {"toy_pair", "mlm"}
+
+
+def test_early_stopping_stops_when_dev_stops_improving(tmp_path, tiny_model, toy_data):
+    cfg = toy_config(tmp_path, tiny_model, toy_data, intermediate={"tasks": []},
+                     target={"train": {"lr": 1e-9, "max_steps": 100, "eval_every": 5, "patience": 2}})
+    result = pipeline.run(cfg, log=lambda m: None)
+    steps = result.phases[0].summary["steps"]
+    assert steps == 15  # eval at 5 sets the best; 10 and 15 do not improve with lr ~ 0

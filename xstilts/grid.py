@@ -24,6 +24,7 @@ Example config::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -191,18 +192,39 @@ def _phase_flops(kind: str, cfg: RunConfig, params: float | None) -> float | Non
     """6 N T for training (forward + backward), with T from steps or epochs x examples."""
     if params is None or kind not in ("intermediate", "target", "mlm"):
         return 0.0 if kind == "eval" else None
+    split = "train"
     if kind == "intermediate":
         train, tasks = cfg.intermediate.train, [n for t in cfg.intermediate.tasks for n in _expand_names(t)]
     elif kind == "target":
-        train, tasks = cfg.target.train, [cfg.target.train_task or cfg.target.tasks[0]]
+        from .tasks import get
+
+        target = cfg.target.tasks[0]
+        train, split = cfg.target.train, cfg.target.train_split
+        tasks = [cfg.target.train_task or get(target).train_task or target]
     else:
         train, tasks = cfg.mlm.train, []
     if train.max_steps:
         examples = train.max_steps * train.batch_size * train.grad_accum
     else:
-        sizes = [min(KNOWN_TRAIN_SIZES.get(t, 10000), train.limit or 10**12) * train.fraction for t in tasks] or [10000]
-        examples = train.epochs * sum(sizes)
+        sizes = [min(_train_size(t, split, cfg.data_dir), train.limit or 10**12) * train.fraction for t in tasks]
+        examples = train.epochs * (sum(sizes) or 10000)
     return 6 * params * examples * train.max_length * TOKENS_PER_EXAMPLE
+
+
+@functools.lru_cache(maxsize=None)
+def _train_size(task: str, split: str, data_dir: str | None) -> int:
+    """Examples in the local training file, else the task's published size, else 10k."""
+    from .data import load_examples, task_file
+    from .errors import XstiltsError
+    from .tasks import get
+
+    spec = get(task)
+    try:
+        if split in spec.files and task_file(spec, split, spec.train_lang, data_dir).exists():
+            return len(load_examples(spec, split, spec.train_lang, data_dir))
+    except XstiltsError:
+        pass
+    return KNOWN_TRAIN_SIZES.get(task, 10000)
 
 
 def _expand_names(name: str) -> list[str]:

@@ -172,6 +172,8 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
     if checkpoint.recover(out_dir / "best"):
         checkpoint.load(out_dir / "best", model)
     total = sum(state["drawn"].values()) or 1
+    if len(names) > 1:
+        log("drawn: " + ", ".join(f"{n} {c / total:.3f} (target {probs[n]:.3f})" for n, c in state["drawn"].items()))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     if torch.cuda.is_available():
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
