@@ -161,6 +161,60 @@ def _cmd_quickstart(args) -> int:
     return 0
 
 
+def _cmd_translate(args) -> int:
+    from .errors import ConfigError
+    from .translate import GenerationSettings, translate_task
+
+    data_dir = args.data_dir
+    if args.config:
+        from . import config
+        from .pipeline import register_config_tasks
+
+        cfg = config.load(args.config)
+        register_config_tasks(cfg)
+        data_dir = data_dir or cfg.data_dir
+    if not data_dir:
+        raise ConfigError("--data-dir: name the folder with the task's data (or a --config with data_dir)")
+    for flag, value in (("--batch-size", args.batch_size), ("--num-beams", args.num_beams), ("--limit", args.limit),
+                        ("--max-new-tokens", args.max_new_tokens), ("--max-input-tokens", args.max_input_tokens)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag}: at least 1")
+    targets = [t.strip() for arg in args.to for t in arg.split(",") if t.strip()]
+    settings = GenerationSettings(batch_size=args.batch_size, num_beams=args.num_beams,
+                                  max_new_tokens=args.max_new_tokens, max_input_tokens=args.max_input_tokens)
+    result = translate_task(args.task, targets, args.model, data_dir, args.out, split=args.split, limit=args.limit,
+                            src_lang=args.src_lang, settings=settings, segment=not args.no_segment,
+                            with_source=not args.no_source, force=args.force, device=args.device, dtype=args.dtype)
+    print(f"\n# {result.task} ({result.split}) translated; summaries in {result.out_dir / result.task}/translate-*.json"
+          "\n# paste into a run config:")
+    print(result.snippet, end="")
+    return 0
+
+
+def _cmd_study(args) -> int:
+    from . import studies
+
+    models = [m for m in args.models or [] if "=" not in m] or None  # key=value after --models are overrides
+    overrides = list(args.overrides) + [m for m in args.models or [] if "=" in m]
+    cfg = studies.load_study(args.name, args.config, overrides, models=models)
+    if args.dry_run:
+        print(studies.dry_run(cfg))
+        return 0
+    failed = {}
+    if not args.analyze_only:
+        out = studies.run_study(cfg, executor=args.executor, address=args.address)
+        failed = out["failed"]
+        for rid, msg in failed.items():
+            print(f"  FAILED {rid}: {msg}")
+    section = studies.analyze(cfg)
+    paths = studies.write_section(section, studies.section_dir(cfg))
+    if paths:  # the main process only (under accelerate launch)
+        print(studies.format_section(section))
+        for kind, p in paths.items():
+            print(f"{kind:<24} {p}")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xstilts", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -212,6 +266,45 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--languages", default=None, help="zero-shot languages, comma-separated CLDR codes "
                                                       "(default de,fr,es,ru,ja,ar,hi,zh)")
     q.set_defaults(fn=_cmd_quickstart)
+
+    tr = sub.add_parser("translate", help="machine-translate an intermediate task's data (translate-train); "
+                                          "prints a tasks: snippet for intermediate.languages")
+    tr.add_argument("task", help="task name (`xstilts tasks`), or one defined in --config")
+    tr.add_argument("--to", action="append", required=True, metavar="LANG",
+                    help="target language, repeatable or comma-separated; LANG=CODE names the model's code "
+                         "(e.g. de=deu_Latn)")
+    tr.add_argument("--model", required=True, help="seq2seq MT model: hub name or folder (Marian, NLLB, M2M100, "
+                                                   "mBART-50); {lang} is filled per target, e.g. "
+                                                   "'Helsinki-NLP/opus-mt-en-{lang}'")
+    tr.add_argument("--data-dir", default=None, help="folder with the task's data")
+    tr.add_argument("--out", required=True, help="output folder: OUT/<task>/<split>-<lang>.jsonl + translate-<lang>.json")
+    tr.add_argument("--split", default="train")
+    tr.add_argument("--limit", type=int, default=None, help="translate only the first N examples")
+    tr.add_argument("--src-lang", default="en")
+    tr.add_argument("--batch-size", type=int, default=16)
+    tr.add_argument("--num-beams", type=int, default=1, help="1 = greedy (fast)")
+    tr.add_argument("--max-new-tokens", type=int, default=None, help="default: 1.5 x the batch's longest input + 10")
+    tr.add_argument("--max-input-tokens", type=int, default=512, help="longer inputs are cut (counted in the summary)")
+    tr.add_argument("--no-segment", action="store_true", help="translate whole texts, not sentence by sentence")
+    tr.add_argument("--no-source", action="store_true", help="do not copy the source-language examples to OUT")
+    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    tr.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    tr.add_argument("--force", action="store_true", help="translate again languages that are done")
+    tr.add_argument("--config", default=None, help="run config whose tasks: and data_dir to use")
+    tr.set_defaults(fn=_cmd_translate)
+
+    st = sub.add_parser("study", help="a named grid plus its analysis, written as a report section "
+                                      "(model-scale, data-scale, latency, efficiency)")
+    st.add_argument("name", choices=["model-scale", "data-scale", "latency", "efficiency"])
+    st.add_argument("overrides", nargs="*", help="key=value overrides of the study config, e.g. seeds=[0,1]")
+    st.add_argument("--config", default=None, help="study YAML (default: configs/studies/NAME.yaml)")
+    st.add_argument("--models", nargs="+", default=None,
+                    help="replace the config's models; presets base, large, xl, xxl, 7b, 8b, 70b or any name/folder")
+    st.add_argument("--dry-run", action="store_true", help="print the plan: phases, compute and memory per model")
+    st.add_argument("--analyze-only", action="store_true", help="do not train; analyse what the store holds")
+    st.add_argument("--executor", choices=["local", "ray"], default="local")
+    st.add_argument("--address", default=None, help="Ray cluster to join (default: start a local one)")
+    st.set_defaults(fn=_cmd_study)
 
     d = sub.add_parser("data", help="inspect a data folder")
     dsub = d.add_subparsers(dest="data_command", required=True)
