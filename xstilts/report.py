@@ -755,13 +755,23 @@ def build_report(store, out_dir: str | os.PathLike, *, baseline: str = "none", s
     paths["json"] = js
 
     sections = _sections(summary)
+    studies = _study_sections(store)
+    for sec, folder in studies:
+        paths[f"study:{sec.get('name')}"] = folder / "section.json"
     md = out_dir / "report.md"
-    md.write_text(_render_md(title, summary, sections, plots, out_dir), encoding="utf-8")
+    md.write_text(_render_md(title, summary, sections, plots, out_dir, studies), encoding="utf-8")
     paths["markdown"] = md
     page = out_dir / "report.html"
-    page.write_text(_render_html(title, summary, sections, plots), encoding="utf-8")
+    page.write_text(_render_html(title, summary, sections, plots, studies), encoding="utf-8")
     paths["html"] = page
     return paths
+
+
+def _study_sections(store) -> list:
+    """Study sections (``xstilts study``) found under ``<store folder>/studies/*/section.json``."""
+    from .studies import load_sections
+
+    return load_sections(Path(_open_store(store).path).parent / "studies")
 
 
 def _safe(name: str) -> str:
@@ -793,7 +803,7 @@ def _sections(summary) -> list[tuple[str, list[str], list[list[str]]]]:
     return out
 
 
-def _render_md(title, summary, sections, plots, out_dir) -> str:
+def _render_md(title, summary, sections, plots, out_dir, studies=()) -> str:
     lines = [f"# {title}", "", f"Baseline: `{summary['baseline']}`. Scores x100.", "", "## Main table", "",
              _md_main_table(summary) if summary["table"] else "(no results)", ""]
     for heading, header, rows in sections:
@@ -802,6 +812,10 @@ def _render_md(title, summary, sections, plots, out_dir) -> str:
         lines += ["## Figures", ""]
         lines += [f"![{cap}]({os.path.relpath(p, out_dir)})" for cap, p in plots]
         lines.append("")
+    if studies:
+        from .studies import section_markdown
+
+        lines += [section_markdown(sec, folder, out_dir) for sec, folder in studies]
     lines += ["## How this report aggregates", ""] + [f"- {m}" for m in summary["method"]] + [""]
     if summary["notes"]:
         lines += ["## Notes", ""] + [f"- {n}" for n in summary["notes"]] + [""]
@@ -809,7 +823,7 @@ def _render_md(title, summary, sections, plots, out_dir) -> str:
     return "\n".join(lines)
 
 
-def _render_html(title, summary, sections, plots) -> str:
+def _render_html(title, summary, sections, plots, studies=()) -> str:
     e = html.escape
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style>"
              f"</head><body><h1>{e(title)}</h1>",
@@ -821,6 +835,10 @@ def _render_html(title, summary, sections, plots) -> str:
         parts.append("<h2>Figures</h2>")
         parts += [f"<figure><img alt='{e(cap)}' src='data:image/png;base64,{_b64(p)}'><figcaption>{e(cap)}"
                   "</figcaption></figure>" for cap, p in plots]
+    if studies:
+        from .studies import section_html
+
+        parts += [section_html(sec, folder) for sec, folder in studies]
     parts += ["<h2>How this report aggregates</h2><ul>"] + [f"<li>{e(m)}</li>" for m in summary["method"]]
     parts.append("</ul>")
     if summary["notes"]:
