@@ -9,6 +9,12 @@ from pathlib import Path
 
 import pytest
 
+# Tiny models gain nothing from several threads, and on a loaded 2-core machine OpenMP threads contend badly.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
 SHARED_DATA = Path(os.environ.get("XSTILTS_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 # A toy topic task: is the sentence about animals or about food? Same words in three languages.

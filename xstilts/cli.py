@@ -76,7 +76,7 @@ def _cmd_report(args) -> int:
     if not path.exists():
         raise ConfigError(f"no results store at {path} (run `xstilts run` or `xstilts grid` first)")
     out = args.out or str(Path(args.workdir) / "report")
-    paths = build_report(Store(path), out, baseline=args.baseline, selection=args.selection)
+    paths = build_report(Store(path), out, baseline=args.baseline, selection=args.selection, model=args.model)
     for kind, p in paths.items():
         print(f"{kind:<20} {p}")
     return 0
@@ -245,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", default=None, help="default: <workdir>/report")
     rp.add_argument("--baseline", default="none", help="the setting deltas are computed against")
     rp.add_argument("--selection", default="en-dev", choices=["en-dev", "target-dev"])
+    rp.add_argument("--model", default=None, help="the model to report when the store holds several")
     rp.set_defaults(fn=_cmd_report)
 
     t = sub.add_parser("tasks", help="list tasks, families and languages")

@@ -189,7 +189,7 @@ def memory_estimate(name: str, cfg: RunConfig, train) -> dict | None:
 
 
 def _phase_flops(kind: str, cfg: RunConfig, params: float | None) -> float | None:
-    """6 N T for training (forward + backward), with T from steps or epochs x examples."""
+    """6 N T for training (forward + backward; 4 N T with LoRA), with T from steps or epochs x examples."""
     if params is None or kind not in ("intermediate", "target", "mlm"):
         return 0.0 if kind == "eval" else None
     split = "train"
@@ -208,7 +208,9 @@ def _phase_flops(kind: str, cfg: RunConfig, params: float | None) -> float | Non
     else:
         sizes = [min(_train_size(t, split, cfg.data_dir), train.limit or 10**12) * train.fraction for t in tasks]
         examples = train.epochs * (sum(sizes) or 10000)
-    return 6 * params * examples * train.max_length * TOKENS_PER_EXAMPLE
+    # LoRA skips the frozen weights' gradients: forward 2N + input-gradient 2N per token.
+    per_token = 4 if cfg.lora else 6
+    return per_token * params * examples * train.max_length * TOKENS_PER_EXAMPLE
 
 
 @functools.lru_cache(maxsize=None)
@@ -267,7 +269,7 @@ def format_plan(p: dict) -> str:
     lines.append(f"compute with reuse: {p['flops'] / 1e15:.2f} PFLOPs = {p['gpu_hours']:.2f} A100-hours "
                  f"(to run: {p['gpu_hours_todo']:.2f}); without reuse: {p['flops_naive'] / 1e15:.2f} PFLOPs = "
                  f"{p['gpu_hours_naive']:.2f} A100-hours")
-    lines.append(f"(assumes 6*N*tokens training FLOPs, {TOKENS_PER_EXAMPLE:g} x max_length tokens per example, "
+    lines.append(f"(assumes 6*N*tokens training FLOPs (4*N*tokens with LoRA), {TOKENS_PER_EXAMPLE:g} x max_length tokens per example, "
                  f"A100 bf16 peak {A100_BF16_PEAK / 1e12:.0f} TFLOP/s at {ASSUMED_MFU:.0%} MFU)")
     if p["memory"]:
         lines.append(f"{'model':<34} {'phase':<13} {'state GB':>9} {'activ. GB':>10} {'total GB':>9} {'80GB GPUs':>10}")
