@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -328,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     except XstiltsError as e:
         print(f"xstilts: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print("xstilts: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

