@@ -29,11 +29,16 @@ def _questions(examples, tokenizer, max_length):
     return out, min(cap, max((len(i) for i in enc["input_ids"]), default=0))
 
 
-def featurize(examples, tokenizer, spec, max_length, stride=None):
-    questions, longest = _questions(examples, tokenizer, max_length)
-    # The overlap must be shorter than the context part of a window (window - question - 4 special tokens).
+def effective_stride(examples, tokenizer, max_length, stride=None) -> int:
+    """The overlap must be shorter than the context part of a window (window - question - 4 special tokens)."""
+    _, longest = _questions(examples, tokenizer, max_length)
     room = max_length - longest - 4
-    stride = min(stride if stride is not None else max_length // 4, max(0, room - 1))
+    return min(stride if stride is not None else max_length // 4, max(0, room - 1))
+
+
+def featurize(examples, tokenizer, spec, max_length, stride=None):
+    questions, _ = _questions(examples, tokenizer, max_length)
+    stride = effective_stride(examples, tokenizer, max_length, stride)
     enc = tokenizer(
         questions,
         [e["context"] for e in examples],
