@@ -132,6 +132,27 @@ def test_paired_statistics_and_verdict():
     assert math.isnan(single["ci_low"]) and "single seed" in quickstart.verdict(single, 8)
 
 
+def test_summary_pairs_seeds_and_ignores_the_dev_rows():
+    exp = quickstart.Experiment("x", "x", "t", arms={}, languages=["de", "ja"])
+    rows = []
+    for arm, base in (("direct", 0.5), ("intermediate", 0.6)):
+        for seed in (0, 1):
+            for i, lang in enumerate(["en", "de", "ja"]):
+                rows.append({"task": "t", "lang": lang, "split": "test", "metric": "accuracy",
+                             "value": base + 0.1 * i + 0.01 * seed, "n": 10, "seed": seed, "arm": arm})
+            rows.append({"task": "t", "lang": "en", "split": "dev", "metric": "accuracy", "value": 0.0, "n": 4,
+                         "seed": seed, "arm": arm})
+    table = quickstart.summarize(rows, exp)
+    assert [t["lang"] for t in table] == ["en", "de", "ja", "avg"]
+    assert table[0]["direct_mean"] == pytest.approx(0.505) and table[0]["n_test"] == 10
+    assert table[-1]["direct"] == pytest.approx([0.65, 0.66]) and table[-1]["gain_mean"] == pytest.approx(0.1)
+    assert table[-1]["gain_std"] == pytest.approx(0.0)
+    text = quickstart.format_table(table)
+    assert "avg (zero-shot)" in text and "en (train)" in text
+    md = quickstart.format_table(table, markdown=True).splitlines()
+    assert len(md) == 2 + 4 and all(x.count("|") == 7 for x in md)
+
+
 def test_cli_has_quickstart():
     from xstilts.cli import build_parser
 

@@ -80,6 +80,7 @@ class Experiment:
     train_lang: str = "en"
     languages: list = field(default_factory=list)  # zero-shot languages, in table order
     metric: str = "accuracy"
+    split: str = "test"  # the evaluation split (the pipeline also reports the English dev score)
     chance: float | None = None
     notes: list = field(default_factory=list)
 
@@ -133,6 +134,11 @@ def cldr_experiment(out: Path, s: Settings, log=print) -> Experiment:
                       notes=notes)
 
 
+#: Experiments by name: each builds its data and returns an :class:`Experiment` (``fn(out, settings, log)``).
+#: A real-data variant (``--data-dir`` with XTREME files) adds its function here.
+EXPERIMENTS = {"cldr": cldr_experiment}
+
+
 # ---------------------------------------------------------------- running
 
 
@@ -160,9 +166,8 @@ def run_experiment(exp: Experiment, log=print) -> tuple[list[dict], list]:
         for arm, cfg in exp.arms.items():
             k += 1
             one = config_mod.validate(config_mod.merge(cfg.model_dump(), {"target": {"seeds": [seed]}}))
-            prefix = f"[{_clock(time.perf_counter() - t0)}] ({k}/{total}) {arm:<12} seed {seed}"
-            log(f"{prefix}")
-            pipe = Pipeline(one, log=lambda m, p=prefix: _phase_line(log, m, one.workdir))
+            log(f"[{_clock(time.perf_counter() - t0)}] ({k}/{total}) {arm:<12} seed {seed}")
+            pipe = Pipeline(one, log=lambda m, w=one.workdir: _phase_line(log, m, w))
             result = pipe.run()
             _prune_checkpoints(result.phases)
             phases += result.phases
@@ -220,7 +225,7 @@ def summarize(rows: list[dict], exp: Experiment) -> list[dict]:
     values: dict = {}
     n_test: dict = {}
     for r in rows:
-        if r["metric"] != exp.metric or r["task"] != exp.target:
+        if r["metric"] != exp.metric or r["task"] != exp.target or r.get("split", exp.split) != exp.split:
             continue
         values.setdefault((r["arm"], r["lang"]), {})[r["seed"]] = r["value"]
         n_test[r["lang"]] = r["n"]
@@ -388,9 +393,17 @@ def cpu_threads(requested: int | None = None, log=print) -> int:
 def quickstart(out: str | Path = DEFAULT_OUT, settings: Settings | None = None, log=print,
                experiment=cldr_experiment, threads: int | None = None) -> QuickstartResult:
     """Build the experiment, run both arms for every seed, write and print the comparison."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        return _quickstart(Path(out), settings or Settings(), log, experiment, threads)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _quickstart(out: Path, s: Settings, log, experiment, threads) -> QuickstartResult:
     t0 = time.perf_counter()
-    s = settings or Settings()
-    out = Path(out)
     log(f"xstilts quickstart -> {out}")
     cpu_threads(threads, log)
     exp = experiment(out, s, log)
