@@ -4,15 +4,15 @@ Relative file paths resolve against the run's ``data_dir`` (the folder
 ``xstilts.demo.build`` wrote). They are a demonstration, not a benchmark.
 """
 
-from ...demo import CATEGORIES, DEFAULT_LANGUAGES, INTERMEDIATE_TASK, IS_A_TASK, PAIR_LABELS, TARGET_TASK, YES_NO
+from ...demo import CATEGORIES, DEFAULT_LANGUAGES, SAME_CATEGORY_TASK, IS_A_TASK, PAIR_LABELS, TARGET_TASK, YES_NO
 from ..registry import register
 from ..spec import TaskSpec
 
 register(TaskSpec(
-    name=INTERMEDIATE_TASK,
+    name=SAME_CATEGORY_TASK,
     family="classification",
     languages=("en",),
-    files={"train": f"{INTERMEDIATE_TASK}/train-{{lang}}.jsonl"},
+    files={"train": f"{SAME_CATEGORY_TASK}/train-{{lang}}.jsonl"},
     labels=PAIR_LABELS,
     description="demo intermediate task: do two English CLDR names denote the same kind of thing? (same/different)",
 ), replace=True)
