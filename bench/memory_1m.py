@@ -10,7 +10,7 @@ Two stages, each in its own process so their peaks do not mix:
   optimizer state + one step's activations and gradients, measured on the same
   model in the same process before the data is opened).
 
-    python bench/memory_1m.py --stage featurize --n 1000000 [--patch chunked_featurize]
+    python bench/memory_1m.py --stage featurize --n 1000000
     python bench/memory_1m.py --stage train --n 1000000
 """
 
@@ -74,7 +74,7 @@ def train_stage(args) -> dict:
     import xstilts
     from xstilts import data
     from xstilts.config import TrainConfig
-    from xstilts.model import MultiTaskModel, load_encoder, load_tokenizer
+    from xstilts.model import MultiTaskModel, load_tokenizer
     from xstilts.tasks import get
     from xstilts.train import TrainTask, train
 
@@ -85,7 +85,7 @@ def train_stage(args) -> dict:
     spec = get("xnli")
     tok = load_tokenizer(args.model)
     rss0, anon0 = rss_mb(), anon_mb()
-    model = MultiTaskModel(load_encoder(args.model))
+    model = MultiTaskModel(xstilts.model.load_encoder(args.model))  # looked up after patches.apply
     model.add_task(spec)
     # The model's own footprint: weights, AdamW state, gradients and one step's activations at
     # the largest shape the run can see (batch x max_length), measured without touching the data.

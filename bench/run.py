@@ -7,7 +7,7 @@ How to run (from the repository root; not part of the test suite)::
     python bench/run.py --quick              # a few minutes, smaller slices
     python bench/run.py --models tiny --tasks pair,qa
     python bench/run.py --models base100m --tasks pair --base-train-pair 512
-    python bench/run.py --xstilts-variants current          # skip the rows with the prototyped patches
+    python bench/run.py --xstilts-variants current,compiled # also xstilts with a bundle of bench/patches.py
     python bench/run.py --models tiny --repeats 3            # best of 3 interleaved rounds per side
 
 It prints a Markdown report and writes it to ``bench/results.md`` (raw numbers
@@ -17,9 +17,9 @@ built once under ``bench/.work`` (first run: +2 min for the tokenizer).
 What runs, each side in its own process with the same thread count:
 
 * **sides**: ``xstilts`` (``bench/side_xstilts.py``: ``featurized`` Arrow cache,
-  ``xstilts.train.train``, ``xstilts.evaluate.evaluate``); ``xstilts+proposed``
-  (the same with the core patches prototyped in ``bench/patches.py``);
-  ``trainer-dynamic`` and ``trainer-max_length`` (``bench/hf_trainer.py``: the
+  ``xstilts.train.train``, ``xstilts.evaluate.evaluate``); on request
+  ``xstilts+<bundle>`` (the same with alternatives from ``bench/patches.py``,
+  ``--xstilts-variants``); ``trainer-dynamic`` and ``trainer-max_length`` (``bench/hf_trainer.py``: the
   Trainer's best CPU configuration, and the example scripts' pad-to-128 default).
   Same model, examples, max length (128), doc stride (64), batch size (32),
   epochs / steps, learning rate, warmup 10 %, weight decay 0.01, clipping 1.0, fp32
@@ -39,8 +39,8 @@ What runs, each side in its own process with the same thread count:
   this run (best of 5 bursts).
 * **mining**: ``xstilts.metrics.bucc_mine`` (k=4) on random 10k x 10k embeddings.
 * **memory**: a 1M-example synthetic sentence-pair intermediate set through
-  ``featurized`` (current, and with the chunked prototype), then training from
-  the memory-mapped cache (``bench/memory_1m.py``).
+  ``featurized`` (10k-example Arrow shards), then training from the
+  memory-mapped cache (``bench/memory_1m.py``).
 
 The machine may be shared: each side's process times a short matmul burst
 just before it trains (column "mm probe") so that load from other processes is
@@ -255,8 +255,9 @@ def main(argv=None) -> None:
     p.add_argument("--models", default="tiny,base100m")
     p.add_argument("--tasks", default="pair,qa")
     p.add_argument("--sides", default=",".join(SIDES))
-    p.add_argument("--xstilts-variants", default="current,proposed",
-                   help="current = xstilts as is; other names = patch bundles/patches from bench/patches.py")
+    p.add_argument("--xstilts-variants", default="current",
+                   help="current = xstilts as is; other names = patch bundles/patches from bench/patches.py "
+                        "(e.g. current,compiled)")
     p.add_argument("--repeats", type=int, default=1,
                    help="rounds over all sides; the table keeps each side's best round (robust to other load)")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
@@ -360,25 +361,15 @@ def main(argv=None) -> None:
 
 
 def memory(args, models, log) -> list[dict]:
-    """Featurize the synthetic set (current code, then the chunked prototype), then train from the cache."""
-    import psutil
-
+    """Featurize the synthetic set, then train from the cache."""
     n = args.mem_n or (200_000 if args.quick else 1_000_000)
     out = []
-    # The current featurize holds ~9 KB of Python objects per example at its peak: run it at full size only
-    # when the machine has room, otherwise on a tenth and say so.
-    need_mb = 10 * n / 1000
-    n_current = n if psutil.virtual_memory().available / 2**20 > 1.5 * need_mb else n // 10
-    for patch, size in (("", n_current), ("chunked_featurize", n)):
-        log(f"memory: featurize {size:,} pairs ({patch or 'current'}) ...")
-        cmd = [str(BENCH / "memory_1m.py"), "--stage", "featurize", "--n", str(size), "--model", str(models["tiny"]),
-               "--threads", str(args.threads), "--work", str(args.workdir)]
-        r = run_child(cmd + (["--patch", patch] if patch else []), args, log)
-        if r:
-            if size != n:
-                r["note"] = f"run on {size:,} (not enough free memory for {n:,})"
-            out.append(r)
-            log(f"  {r['featurize_s']:.0f}s, peak +{r['featurize_peak_above_examples_mb']:.0f} MB")
+    log(f"memory: featurize {n:,} pairs ...")
+    r = run_child([str(BENCH / "memory_1m.py"), "--stage", "featurize", "--n", str(n), "--model", str(models["tiny"]),
+                   "--threads", str(args.threads), "--work", str(args.workdir)], args, log)
+    if r:
+        out.append(r)
+        log(f"  {r['featurize_s']:.0f}s, peak +{r['featurize_peak_above_examples_mb']:.0f} MB")
     log(f"memory: train from the {n:,}-row cache ...")
     r = run_child([str(BENCH / "memory_1m.py"), "--stage", "train", "--n", str(n), "--model", str(models["tiny"]),
                    "--threads", str(args.threads), "--work", str(args.workdir), "--steps", "300"], args, log)

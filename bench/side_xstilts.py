@@ -2,9 +2,9 @@
 
 Run alone::
 
-    python bench/side_xstilts.py --model bench/.work/models/tiny-v16000 --task pair [--patch fast_batch,foreach_adamw]
+    python bench/side_xstilts.py --model bench/.work/models/tiny-v16000 --task pair [--patch foreach_adamw]
 
-``--patch`` applies prototypes from ``bench/patches.py`` (monkeypatches of the
+``--patch`` applies alternatives from ``bench/patches.py`` (monkeypatches of the
 core, measured before they are proposed as diffs).
 """
 
@@ -32,7 +32,7 @@ def run(args) -> dict:
     from xstilts.data import featurized
     from xstilts.evaluate import EvalSet, evaluate
     from xstilts.families import get_family
-    from xstilts.model import MultiTaskModel, load_encoder, load_tokenizer
+    from xstilts.model import MultiTaskModel, load_tokenizer
     from xstilts.tasks import get
     from xstilts.train import TrainTask, resolve_precision, train
 
@@ -56,7 +56,7 @@ def run(args) -> dict:
     featurize_s = time.perf_counter() - t0
 
     set_seed(args.seed)
-    model = MultiTaskModel(load_encoder(args.model))
+    model = MultiTaskModel(xstilts.model.load_encoder(args.model))  # looked up after patches.apply
     model.add_task(spec)
     rss_model = rss_mb()
 

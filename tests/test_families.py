@@ -130,3 +130,159 @@ def test_hub_rows_map_onto_family_fields(monkeypatch):
     assert calls == [("xnli", "de", "validation")]
     assert rows == [{"text_a": "a", "text_b": "x", "label": "entailment"},
                     {"text_a": "b", "text_b": "y", "label": "contradiction"}]  # -1 (no gold label) is skipped
+
+
+def _reference_qa_decode(logits_rows, rows, examples, spec):
+    """span_qa.decode before it was vectorised: the nested loop over top-k starts and ends."""
+    best = [(float("-inf"), "") for _ in examples]
+    null = [float("inf") for _ in examples]
+    for logits, row in zip(logits_rows, rows):
+        logits = torch.as_tensor(logits)
+        i, offsets = row["example_idx"], row["offsets"]
+        start_l, end_l = logits[:, 0], logits[:, 1]
+        null[i] = min(null[i], float(start_l[0] + end_l[0]))
+        k = min(span_qa.N_BEST, len(offsets))
+        for s in start_l.topk(k).indices.tolist():
+            if offsets[s][0] < 0:
+                continue
+            for e in end_l.topk(k).indices.tolist():
+                if offsets[e][0] < 0 or e < s or e - s + 1 > span_qa.MAX_ANSWER_TOKENS:
+                    continue
+                value = float(start_l[s] + end_l[e])
+                if value > best[i][0]:
+                    best[i] = (value, examples[i]["context"][offsets[s][0] : offsets[e][1]].strip())
+    if spec.options.get("version_2"):
+        return [text if value > null[i] else "" for i, (value, text) in enumerate(best)]
+    return [text for _, text in best]
+
+
+def _random_qa_windows(rng, n_examples):
+    """Examples of 10-80 words, each cut into 1-4 windows: [CLS] question [SEP] context piece [SEP]."""
+    examples, rows = [], []
+    for i in range(n_examples):
+        words = [f"w{j}" for j in range(rng.integers(10, 80))]
+        context = " ".join(words)
+        starts = np.cumsum([0] + [len(w) + 1 for w in words[:-1]])
+        spans = [[int(s), int(s) + len(w)] for s, w in zip(starts, words)]
+        examples.append({"id": str(i), "context": context})
+        for _ in range(rng.integers(1, 5)):
+            a = int(rng.integers(0, len(words)))
+            piece = spans[a : a + int(rng.integers(1, 60))]
+            question = [[-1, -1]] * int(rng.integers(2, 12))  # [CLS], question tokens, [SEP]
+            rows.append({"example_idx": i, "offsets": question + piece + [[-1, -1]]})
+    return examples, rows
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "constant", "null_wins", "nan"])
+@pytest.mark.parametrize("version_2", [False, True])
+def test_span_qa_decode_matches_the_loop_it_replaced(kind, version_2):
+    rng = np.random.default_rng([len(kind), version_2])
+    gen = torch.Generator().manual_seed(int(rng.integers(1 << 30)))
+    spec = TaskSpec(name="t_qa_ref", family="span_qa", options={"version_2": version_2})
+    examples, rows = _random_qa_windows(rng, 40)
+    logits = [torch.randn(len(r["offsets"]), 2, generator=gen) for r in rows]
+    if kind == "ties":  # coarse values: many exactly equal span scores, within and across windows
+        logits = [torch.round(x * 2) / 2 for x in logits]
+    elif kind == "constant":  # every span ties; a window of only question tokens has no valid span at all
+        logits = [torch.zeros_like(x) for x in logits]
+        rows[0]["offsets"] = [[-1, -1]] * len(rows[0]["offsets"])
+    elif kind == "null_wins":  # the null score beats the spans of about half the examples
+        for x in logits:
+            x[0] += float(rng.choice([-5.0, 5.0]))
+    elif kind == "nan":
+        for x in logits[::3]:
+            x[int(rng.integers(len(x))), int(rng.integers(2))] = float("nan")
+    got = span_qa.decode(logits, rows, examples, spec)
+    assert got == _reference_qa_decode(logits, rows, examples, spec)
+    empty = sum(p == "" for p in got)
+    if version_2 and kind == "constant":  # a null score equal to the best span wins
+        assert empty == len(got)
+    elif version_2 and kind == "null_wins":
+        assert 0 < empty < len(got)
+    else:  # mostly real answers
+        assert empty < len(got) / 4
+
+
+def test_span_qa_decode_hand_computed_window_choice():
+    """Within a window the higher start + end wins; across windows a tie keeps the earlier window."""
+    spec = TaskSpec(name="t_qa_hand", family="span_qa")
+    ex = [{"id": "a", "context": "red green blue"}]
+    offsets = [[-1, -1], [0, 3], [4, 9], [10, 14], [-1, -1]]
+    rows = [{"example_idx": 0, "offsets": offsets}, {"example_idx": 0, "offsets": offsets}]
+    first = torch.tensor([[9.0, 9.0], [1.0, 0.0], [3.0, 0.5], [0.0, 2.0], [9.0, 9.0]])  # [SEP]/[CLS] may not win
+    second = torch.tensor([[0.0, 0.0], [5.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])  # 5 + 0 == 3 + 2: a tie
+    assert span_qa.decode([first], rows[:1], ex, spec) == ["green blue"]
+    assert span_qa.decode([first, second], rows, ex, spec) == ["green blue"]
+    second[1, 1] = 0.5  # "red" alone: 5.5 > 5
+    assert span_qa.decode([first, second], rows, ex, spec) == ["red"]
+    # an end before its start, or a span longer than MAX_ANSWER_TOKENS, is never chosen
+    back = torch.tensor([[0.0, 0.0], [0.0, 9.0], [0.0, 0.0], [9.0, 0.0], [0.0, 0.0]])
+    assert span_qa.decode([back], rows[:1], ex, spec) == ["blue"]  # best valid: start 3 (9) + end 3 (0)
+
+
+def test_pad_fills_rows_and_keeps_long_dtype():
+    from xstilts.families.base import pad
+
+    seqs = [[5, 6, 7], [1], [], [2, 3]]
+    out = pad(seqs, -100)
+    assert out.dtype == torch.long
+    assert out.tolist() == [[5, 6, 7], [1, -100, -100], [-100, -100, -100], [2, 3, -100]]
+
+
+@pytest.mark.parametrize("family", ["classification", "multiple_choice", "span_qa", "tagging", "retrieval", "mlm"])
+def test_collate_needs_only_the_declared_columns(tok, family):
+    """Training and prediction read only ``COLLATE_COLUMNS``: collate must give the same batch from them."""
+    import datasets
+
+    from xstilts.families import get_family
+    from xstilts.families.base import collate_view, take
+
+    spec = TaskSpec(name=f"t_cols_{family}", family=family, labels=("a", "b"), options={"vocab_size": len(tok)})
+    context = "the cat sat on the mat and the dog ate bread " * 4
+    examples = {
+        "classification": [{"text_a": "the cat", "text_b": "a dog", "label": "a"}, {"text_a": "bread", "label": "b"}],
+        "multiple_choice": [{"context": "the cat", "question": "what", "choices": ["sat", "ran"], "label": 1}],
+        "span_qa": [{"id": "q", "question": "who ate", "context": context,
+                     "answers": {"text": ["dog"], "answer_start": [context.index("dog")]}}],
+        "tagging": [{"tokens": ["the", "cat", "sat"] * 8, "tags": ["a", "b", "a"] * 8}],
+        "retrieval": [{"text": "the cat sat"}, {"text": "a dog"}],
+        "mlm": [{"text": context}],
+    }[family]
+    fam = get_family(family)
+    cols = fam.featurize(examples, tok, spec, 16, None)
+    cols["length"] = [len(x) for x in cols["input_ids"]]
+    rows = datasets.Dataset.from_dict(cols)
+    idx = np.arange(len(rows))[::-1]
+    lean = take(collate_view(rows, fam), idx)
+    assert set(lean[0]) == set(fam.COLLATE_COLUMNS) and set(fam.COLLATE_COLUMNS) < set(rows.column_names)
+    torch.manual_seed(0)
+    full = fam.collate(take(rows, idx), TokenIds.of(tok))
+    torch.manual_seed(0)
+    narrow = fam.collate(lean, TokenIds.of(tok))
+    assert full.keys() == narrow.keys() and all(torch.equal(full[k], narrow[k]) for k in full)
+
+
+@pytest.mark.parametrize("family", ["span_qa", "tagging"])
+def test_featurized_in_shards_gives_the_rows_of_one_chunk(tok, tmp_path, monkeypatch, family):
+    """``featurized`` cuts examples into CHUNK-sized Arrow shards: example_idx and the QA window overlap
+    (set by the longest question of the whole set) must not depend on where the cuts fall."""
+    from xstilts import data
+
+    rng = np.random.default_rng(0)
+    words = ["the", "cat", "sat", "on", "mat", "dog", "ate", "bread"]
+    if family == "span_qa":
+        spec = TaskSpec(name="t_shards_qa", family="span_qa")
+        examples = []
+        for i in range(7):
+            context = " ".join(rng.choice(words, int(rng.integers(5, 40))))
+            question = " ".join(rng.choice(words, 12 if i == 5 else 2))  # one long question, in a late chunk
+            examples.append({"id": str(i), "question": question, "context": context,
+                             "answers": {"text": [context[:3]], "answer_start": [0]}})
+    else:
+        spec = TaskSpec(name="t_shards_tag", family="tagging", labels=("a", "b"))
+        examples = [{"tokens": list(rng.choice(words, int(rng.integers(3, 30)))), "tags": None} for _ in range(7)]
+    kw = dict(max_length=24, source_key="shards", stride=16)  # the long question cuts the overlap to fit
+    whole = data.featurized(spec, examples, tok, cache_dir=tmp_path / "whole", **kw)
+    monkeypatch.setattr(data, "CHUNK", 3)  # shards of 3, 3 and 1 examples
+    sharded = data.featurized(spec, examples, tok, cache_dir=tmp_path / "sharded", **kw)
+    assert len(whole) > len(examples) and sharded.to_dict() == whole.to_dict()

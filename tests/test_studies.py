@@ -182,9 +182,11 @@ def test_accelerate_fsdp_config_is_valid():
     assert str(cfg.distributed_type).endswith("FSDP") and cfg.num_processes == 8
     assert str(cfg.mixed_precision).endswith("bf16")
     fsdp = cfg.fsdp_config
-    assert fsdp["fsdp_sharding_strategy"] == "FULL_SHARD"
+    # FSDP2 full sharding (per-parameter sharding: LoRA's frozen and trainable weights may share a unit)
+    assert fsdp["fsdp_version"] == 2 and fsdp["fsdp_reshard_after_forward"] is True
     assert fsdp["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
-    assert fsdp["fsdp_use_orig_params"] is True  # needed with LoRA (frozen and trainable weights in one unit)
+    assert fsdp["fsdp_transformer_layer_cls_to_wrap"] == "LlamaDecoderLayer"
+    assert fsdp["fsdp_state_dict_type"] == "FULL_STATE_DICT"  # checkpoints gathered whole, written by rank 0
 
 
 # =========================================================================== end to end at tiny scale

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model, save_file, save_model
 
 
 def write_json_atomic(path: Path, obj) -> None:
@@ -50,22 +50,44 @@ def _set_rng_state(state: dict) -> None:
     np.random.set_state((s[0], np.asarray(s[1], dtype=np.uint32), *s[2:]))
 
 
-def save(path: Path, model, optimizer=None, scheduler=None, trainer_state: dict | None = None) -> None:
-    """Write a full training checkpoint atomically to ``path``."""
+def save(path: Path, model, optimizer=None, scheduler=None, trainer_state: dict | None = None, *,
+         rng_ranks: list | None = None) -> None:
+    """Write a full training checkpoint atomically to ``path``.
+
+    ``model`` is a module, or a full state dict (gathered from FSDP shards); ``optimizer``
+    an optimizer, or a state dict. ``rng_ranks``: each process's torch RNG state (multi-process runs).
+    """
     path = Path(path)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_model(model, str(tmp / "model.safetensors"))
+    if isinstance(model, dict):
+        save_file(_unshared(model), str(tmp / "model.safetensors"))
+    else:
+        save_model(model, str(tmp / "model.safetensors"))
     if optimizer is not None:
         # torch.save of tensors and plain containers; loaded back with weights_only=True.
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(optimizer if isinstance(optimizer, dict) else optimizer.state_dict(), tmp / "optimizer.pt")
     if scheduler is not None:
         (tmp / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
     torch.save({"torch": torch.get_rng_state()}, tmp / "rng_torch.pt")
+    if rng_ranks is not None:
+        torch.save(rng_ranks, tmp / "rng_ranks.pt")
     (tmp / "rng.json").write_text(json.dumps(_rng_state()))
     (tmp / "trainer_state.json").write_text(json.dumps(trainer_state or {}, indent=1))
     replace_dir(tmp, path)
+
+
+def _unshared(state: dict) -> dict:
+    """Tensors once each and contiguous on the CPU (safetensors refuses tensors that share memory)."""
+    seen, out = set(), {}
+    for k, v in state.items():
+        ptr = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape))
+        if v.numel() and ptr in seen:
+            continue  # a tied weight: load_model restores it from the name kept
+        seen.add(ptr)
+        out[k] = v.detach().contiguous().cpu()
+    return out
 
 
 def recover(path: Path) -> bool:
@@ -78,14 +100,95 @@ def recover(path: Path) -> bool:
 
 
 def load(path: Path, model, optimizer=None, scheduler=None) -> dict:
-    """Restore what :func:`save` wrote; returns the trainer state."""
+    """Restore what :func:`save` wrote; returns the trainer state. ``model=None`` skips the weights."""
     path = Path(path)
     recover(path)
-    load_model(model, str(path / "model.safetensors"))
+    if model is not None:
+        load_model(model, str(path / "model.safetensors"))
     if optimizer is not None and (path / "optimizer.pt").exists():
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+        optimizer.load_state_dict(_optimizer_state(path, fsdp=False))
     if scheduler is not None and (path / "scheduler.json").exists():
         scheduler.load_state_dict(json.loads((path / "scheduler.json").read_text()))
     torch.set_rng_state(torch.load(path / "rng_torch.pt", weights_only=True)["torch"])
     _set_rng_state(json.loads((path / "rng.json").read_text()))
     return json.loads((path / "trainer_state.json").read_text())
+
+
+def _optimizer_state(path: Path, fsdp: bool) -> dict:
+    """The saved optimizer state; FSDP saves it keyed by parameter name, one process or DDP by position."""
+    state = torch.load(path / "optimizer.pt", weights_only=True)
+    by_name = any(isinstance(k, str) for k in state.get("state", {}))
+    if state.get("state") and by_name != fsdp:
+        from .errors import ConfigError
+
+        raise ConfigError(f"{path} was written {'under FSDP' if by_name else 'without FSDP'}; resume it with the "
+                          "same launch setup (or delete the folder to start the phase over)")
+    return state
+
+
+# ---------------------------------------------------------------- models prepared by accelerate (1 or N processes)
+
+
+def _is_fsdp(accelerator) -> bool:
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type == DistributedType.FSDP
+
+
+def _rng_of_this_process() -> dict:
+    out = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        out["cuda"] = torch.cuda.get_rng_state()
+    return out
+
+
+def save_prepared(path: Path, accelerator, model, optimizer=None, scheduler=None,
+                  trainer_state: dict | None = None) -> None:
+    """:func:`save` for a model (and optimizer) that went through ``accelerator.prepare``; every rank calls it.
+
+    One process: exactly :func:`save`. Several: FSDP shards are gathered into full state dicts
+    (a collective: every rank takes part), rank 0 alone writes, and all ranks leave together.
+    """
+    if accelerator.num_processes == 1:
+        save(path, accelerator.unwrap_model(model), optimizer, scheduler, trainer_state)
+        return
+    from accelerate.utils import gather_object
+
+    weights, optim = accelerator.unwrap_model(model), optimizer
+    if _is_fsdp(accelerator):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        weights = accelerator.get_state_dict(model)  # full on rank 0 (offloaded to its CPU), empty elsewhere
+        if optimizer is not None:
+            optim = get_optimizer_state_dict(model, optimizer.optimizer,
+                                             options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    rng_ranks = gather_object([_rng_of_this_process()]) if trainer_state is not None else None
+    if accelerator.is_main_process:
+        save(path, weights, optim, scheduler, trainer_state, rng_ranks=rng_ranks)
+    accelerator.wait_for_everyone()
+
+
+def load_prepared(path: Path, accelerator, model, optimizer=None, scheduler=None) -> dict:
+    """:func:`load` into a prepared model; every rank reads the same checkpoint (``path`` must be complete)."""
+    path = Path(path)
+    if accelerator.num_processes == 1:
+        return load(path, accelerator.unwrap_model(model), optimizer, scheduler)
+    if _is_fsdp(accelerator):
+        from safetensors.torch import load_file
+        from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
+                                                             set_optimizer_state_dict)
+
+        full = StateDictOptions(full_state_dict=True)
+        set_model_state_dict(model, load_file(str(path / "model.safetensors")), options=full)
+        if optimizer is not None and (path / "optimizer.pt").exists():
+            set_optimizer_state_dict(model, optimizer.optimizer, _optimizer_state(path, fsdp=True), options=full)
+        state = load(path, None, None, scheduler)
+    else:
+        state = load(path, accelerator.unwrap_model(model), optimizer, scheduler)
+    if (path / "rng_ranks.pt").exists():  # each process continues its own random stream (dropout, MLM masks)
+        ranks = torch.load(path / "rng_ranks.pt", weights_only=True)
+        if accelerator.process_index < len(ranks):
+            torch.set_rng_state(ranks[accelerator.process_index]["torch"])
+            if "cuda" in ranks[accelerator.process_index] and torch.cuda.is_available():
+                torch.cuda.set_rng_state(ranks[accelerator.process_index]["cuda"])
+    return state

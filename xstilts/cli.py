@@ -14,8 +14,12 @@ def _cmd_run(args) -> int:
     from .report import format_rows
     from .store import Store
 
+    from .distributed import is_main
+
     cfg = config.load(args.config, args.overrides)
     result = pipeline.run(cfg)
+    if not is_main():  # under `accelerate launch`: rank 0 records and prints
+        return 0
     run_id = pipeline.phase_key("run", cfg.model_dump(), "")
     Path(cfg.workdir).mkdir(parents=True, exist_ok=True)
     pipeline.record(Store(Path(cfg.workdir) / "results.sqlite"), run_id, cfg, result)
@@ -149,16 +153,25 @@ def _cmd_quickstart(args) -> int:
     from dataclasses import replace
 
     from .errors import ConfigError
-    from .quickstart import Settings, quickstart
+    from .quickstart import DEFAULT_OUT, DataSettings, Settings, quickstart, quickstart_data
 
+    if args.seeds is not None and args.seeds < 1:
+        raise ConfigError("--seeds: at least 1")
+    if args.data_dir:
+        if args.languages:
+            raise ConfigError("--languages: only for the offline CLDR quickstart; --data-dir evaluates the "
+                              "languages listed in the README")
+        s = DataSettings()
+        if args.seeds is not None:
+            s = replace(s, seeds=tuple(range(args.seeds)))
+        quickstart_data(args.data_dir, args.out or DEFAULT_OUT + "-data", s)
+        return 0
     s = Settings()
     if args.seeds is not None:
-        if args.seeds < 1:
-            raise ConfigError("--seeds: at least 1")
         s = replace(s, seeds=tuple(range(args.seeds)))
     if args.languages:
         s = replace(s, languages=tuple(x.strip() for x in args.languages.split(",") if x.strip()))
-    quickstart(args.out, s)
+    quickstart(args.out or DEFAULT_OUT, s)
     return 0
 
 
@@ -263,7 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quickstart", help="offline demo: direct vs intermediate -> target, zero-shot in 8 languages "
                                           "(me5-small, CPU, a few minutes)")
-    q.add_argument("--out", default="xstilts_out/quickstart", help="output folder (results, plot, reusable runs)")
+    q.add_argument("--out", default=None, help="output folder (results, plot, reusable runs; default "
+                                               "xstilts_out/quickstart, or xstilts_out/quickstart-data with --data-dir)")
+    q.add_argument("--data-dir", default=None, help="an XTREME-style folder (e.g. ../shared/data): SocialIQA -> "
+                                                    "COPA/XCOPA, XNLI and Tatoeba on small slices of the real files")
     q.add_argument("--seeds", type=int, default=None, help="target seeds per arm (default 3)")
     q.add_argument("--languages", default=None, help="zero-shot languages, comma-separated CLDR codes "
                                                       "(default de,fr,es,ru,ja,ar,hi,zh)")

@@ -190,6 +190,15 @@ def featurized(spec: TaskSpec, examples: list[dict], tokenizer, *, max_length: i
     Returns:
         A ``datasets.Dataset`` with the family's columns plus ``length``.
     """
+    from .distributed import main_process_first
+
+    with main_process_first():  # under accelerate launch rank 0 builds the cache; the others then load it
+        return _featurized(spec, examples, tokenizer, max_length=max_length, cache_dir=cache_dir,
+                           source_key=source_key, stride=stride)
+
+
+def _featurized(spec: TaskSpec, examples: list[dict], tokenizer, *, max_length: int, cache_dir,
+                source_key: str, stride: int | None = None):
     import datasets
 
     family = get_family(spec.family)

@@ -9,6 +9,7 @@ import torch
 
 from .data import TokenIds, eval_batches
 from .families import get_family
+from .families.base import collate_view, take
 from .families.retrieval import mean_pool, resolve_layer
 from .tasks import TaskSpec
 
@@ -32,10 +33,9 @@ def predict(model, task: str, family: str, rows, tokenizer, batch_size: int = 64
     model.eval()
     tok, fam, device = TokenIds.of(tokenizer), get_family(family), _device(model)
     out = [None] * len(rows)
+    inputs = collate_view(rows, fam)  # decode-only columns (span QA's offsets) are read once, by evaluate
     for idx in eval_batches(np.asarray(rows["length"]), batch_size):
-        cols = rows[idx.tolist()]
-        batch_rows = [dict(zip(cols, v)) for v in zip(*cols.values())]
-        batch = {k: v.to(device) for k, v in fam.collate(batch_rows, tok).items()}
+        batch = {k: v.to(device) for k, v in fam.collate(take(inputs, idx), tok).items()}
         _, logits = model(task, batch)
         for i, x in zip(idx.tolist(), logits):
             out[i] = (x.float() if x.is_floating_point() else x).cpu()
@@ -73,10 +73,9 @@ def embed(encoder, rows, tokenizer, layer="middle", batch_size: int = 64) -> np.
     n_layers = encoder.config.num_hidden_layers
     li = resolve_layer(layer, n_layers)
     out = np.zeros((len(rows), encoder.config.hidden_size), dtype=np.float32)
+    inputs = collate_view(rows, fam)
     for idx in eval_batches(np.asarray(rows["length"]), batch_size):
-        cols = rows[idx.tolist()]
-        batch_rows = [dict(zip(cols, v)) for v in zip(*cols.values())]
-        batch = {k: v.to(device) for k, v in fam.collate(batch_rows, tok).items()}
+        batch = {k: v.to(device) for k, v in fam.collate(take(inputs, idx), tok).items()}
         hs = encoder(**batch, output_hidden_states=True).hidden_states
         out[idx] = mean_pool(hs, batch["attention_mask"], li).cpu().numpy()
     return out

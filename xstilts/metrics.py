@@ -755,7 +755,12 @@ def bucc_best_threshold(
 
 
 def tatoeba_accuracy(src_emb: Any, tgt_emb: Any, direction: str = "src2tgt") -> float:
-    """Tatoeba accuracy: nearest neighbour by cosine similarity is the aligned sentence.
+    """Tatoeba accuracy: the mean of :func:`tatoeba_hits`."""
+    return float(np.mean(tatoeba_hits(src_emb, tgt_emb, direction)))
+
+
+def tatoeba_hits(src_emb: Any, tgt_emb: Any, direction: str = "src2tgt") -> np.ndarray:
+    """Per query: is the nearest neighbour by cosine similarity the aligned sentence?
 
     Sentence ``i`` of ``src_emb`` is the translation of sentence ``i`` of
     ``tgt_emb``. Vectors are L2-normalised and searched exactly with faiss
@@ -770,7 +775,7 @@ def tatoeba_accuracy(src_emb: Any, tgt_emb: Any, direction: str = "src2tgt") -> 
             (it indexes the sources and queries with the English side).
 
     Returns:
-        Fraction of queries whose nearest neighbour has the same index.
+        Boolean array, one per query: its nearest neighbour has the same index.
 
     Raises:
         XstiltsError: on mismatched shapes or an unknown direction.
@@ -787,7 +792,7 @@ def tatoeba_accuracy(src_emb: Any, tgt_emb: Any, direction: str = "src2tgt") -> 
     else:
         raise XstiltsError(f"tatoeba: unknown direction {direction!r}; expected src2tgt or tgt2src")
     _, ind = _knn_ip(query, database, 1)
-    return float(np.mean(ind[:, 0] == np.arange(query.shape[0])))
+    return ind[:, 0] == np.arange(query.shape[0])
 
 
 def retrieval_rankings(query_emb: Any, cand_emb: Any, k: int) -> np.ndarray:

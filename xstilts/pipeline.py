@@ -6,6 +6,12 @@ A phase's output folder is named by a hash of its resolved config and its
 input's key, so an intermediate checkpoint is trained once and reused by every
 target and seed that starts from it; a rerun recomputes nothing that is done,
 and a killed phase resumes from its last checkpoint.
+
+Under ``accelerate launch`` every process runs this same sequence: rank 0's view
+of which phases are done is broadcast, training phases run on all ranks, the
+zero-shot evaluation phase on rank 0 alone, only rank 0 writes (checkpoints,
+weights, ``done.json``, predictions, store rows), and all ranks meet at a
+barrier before a phase starts and once it is complete.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from accelerate.utils import set_seed
 
-from . import __version__, _quiet_libraries
+from . import __version__, _quiet_libraries, distributed
 from .checkpoint import write_json_atomic
 from .config import RunConfig, TrainConfig
 from .data import featurized, load_examples, task_file
@@ -30,6 +37,13 @@ from .families import retrieval
 from .model import MultiTaskModel, add_lora, load_encoder, load_tokenizer, merge_lora
 from .tasks import TaskSpec, expand, get, register
 from .train import TrainTask, train
+
+
+def load_weights(checkpoint_dir: Path, model) -> None:
+    """The full weights a training checkpoint folder holds, into an unprepared ``model``."""
+    from safetensors.torch import load_model
+
+    load_model(model, str(Path(checkpoint_dir) / "model.safetensors"))
 
 
 @dataclass
@@ -81,6 +95,8 @@ class Pipeline:
     def __init__(self, cfg: RunConfig, log=print, execute: bool = True):
         """``execute=False`` plans: every phase gets its key and status ("done"/"todo"); nothing runs."""
         self.cfg, self.log, self.execute = cfg, log, execute
+        if execute and not distributed.is_main():
+            self.log = lambda m: None  # one copy of the log, from rank 0
         _quiet_libraries()
         self.workdir = Path(cfg.workdir)
         self.cache = self.workdir / "cache"
@@ -136,24 +152,37 @@ class Pipeline:
 
     # ------------------------------------------------------------ phases
 
-    def _phase(self, kind: str, config: dict, input_key: str, body) -> PhaseRecord:
+    def _phase(self, kind: str, config: dict, input_key: str, body, all_ranks: bool = True) -> PhaseRecord:
+        """Run ``body`` unless the phase is done. ``all_ranks=False``: under a launcher rank 0 runs it alone."""
         key = phase_key(kind, config, input_key)
         path = self.workdir / "phases" / f"{kind}-{key}"
         done = path / "done.json"
-        if done.exists():
+        main = distributed.is_main()
+        if self.execute:
+            distributed.barrier()  # the previous phase is complete on every rank
+        if distributed.broadcast(done.exists()) if self.execute else done.exists():
             rec = PhaseRecord(kind, key, path, "reused" if self.execute else "done", summary=json.loads(done.read_text()))
             if self.execute:
                 self.log(f"[{kind}] reusing {path}")
         elif not self.execute:
             rec = PhaseRecord(kind, key, path, "todo", summary={"config": config})
         else:
-            path.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(path / "config.json", {"kind": kind, "config": config, "input": input_key})
+            if main:
+                path.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(path / "config.json", {"kind": kind, "config": config, "input": input_key})
             self.log(f"[{kind}] running -> {path}")
             t0 = time.perf_counter()
-            summary = body(path) or {}
-            summary["seconds"] = time.perf_counter() - t0
-            write_json_atomic(done, summary)  # written last: its presence means the phase is complete
+            if all_ranks:
+                summary = body(path) or {}
+            elif main:
+                with distributed.solo():
+                    summary = body(path) or {}
+            if main:
+                summary["seconds"] = time.perf_counter() - t0
+                write_json_atomic(done, summary)  # written last: its presence means the phase is complete
+            distributed.barrier()  # ... and every rank sees it complete
+            if not main:
+                summary = json.loads(done.read_text())
             rec = PhaseRecord(kind, key, path, "trained", summary["seconds"], summary)
         self.phases.append(rec)
         return rec
@@ -165,23 +194,34 @@ class Pipeline:
         return load_encoder(str(rec.path / "encoder") if rec else self.cfg.model)
 
     def _train_phase(self, path: Path, encoder_from, tasks: list[TrainTask], train_cfg, seed, mixture=None):
-        set_seed(seed)  # head initialisation depends on the seed, not on what ran before in this process
-        encoder = self._encoder_from(encoder_from)
-        if self.cfg.gradient_checkpointing:
-            encoder.gradient_checkpointing_enable()
-        model = MultiTaskModel(encoder)
-        for t in tasks:
-            model.add_task(t.spec, vocab_size=len(self.tokenizer))
-        if self.cfg.lora:
-            model.encoder = add_lora(model.encoder, self.cfg.lora.model_dump())
+        def build():
+            set_seed(seed)  # head initialisation depends on the seed, not on what ran before in this process
+            encoder = self._encoder_from(encoder_from)
+            if self.cfg.gradient_checkpointing:
+                encoder.gradient_checkpointing_enable()
+            model = MultiTaskModel(encoder)
+            for t in tasks:
+                model.add_task(t.spec, vocab_size=len(self.tokenizer))
+            if self.cfg.lora:
+                model.encoder = add_lora(model.encoder, self.cfg.lora.model_dump())
+            return model
+
+        model = build()
         result = train(model, tasks, train_cfg, path / "checkpoints", tokenizer=self.tokenizer, seed=seed,
                        mixture=mixture, log=lambda m: self.log(f"  {m}"))
-        model.encoder = merge_lora(model.encoder)
-        model.encoder.save_pretrained(path / "encoder", safe_serialization=True)
-        model.save_heads(path)
-        return {"steps": result.steps, "best_dev": result.best_score, "drawn": result.drawn,
-                "timings": result.timings, "history": result.history,
-                "train_examples": {t.spec.name: len(t.rows) for t in tasks}}
+        if distributed.is_main():  # the phase's outputs, written once
+            if result.sharded:  # FSDP sharded `model` in place: rank 0 rebuilds it whole from the full checkpoint
+                model = build()
+                load_weights(result.weights, model)
+            model.encoder = merge_lora(model.encoder)
+            model.encoder.save_pretrained(path / "encoder", safe_serialization=True)
+            model.save_heads(path)
+        summary = {"steps": result.steps, "best_dev": result.best_score, "drawn": result.drawn,
+                   "timings": result.timings, "history": result.history,
+                   "train_examples": {t.spec.name: len(t.rows) for t in tasks}}
+        if result.per_rank:
+            summary["per_rank"] = result.per_rank
+        return summary
 
     def mlm_phase(self, prev: PhaseRecord | None) -> PhaseRecord:
         mlm = self.cfg.mlm
@@ -277,18 +317,23 @@ class Pipeline:
                   "data": self._data_identity([target])}
 
         def body(path):
+            device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
             if spec.family == "retrieval":
-                encoder = self._encoder_from(prev)
+                encoder = self._encoder_from(prev).to(device)
                 model = None
             else:
                 model = MultiTaskModel(self._encoder_from(prev))
                 model.add_task(spec)
                 model.load_heads(prev.path)
+                model.to(device)
             rows, per_example = [], {}
             (path / "predictions").mkdir(exist_ok=True)
             for lang in langs:
                 if spec.family == "retrieval":
-                    scores, examples = self._retrieval_scores(spec, encoder, split, lang), ()
+                    hits = []
+                    scores, examples = self._retrieval_scores(spec, encoder, split, lang, hits), hits
+                    if hits:  # Tatoeba: 1/0 per query sentence
+                        per_example[lang] = hits
                 else:
                     examples = self._load(spec, split, lang, ev.limit)
                     feats = self._features(spec, examples, split, lang, self.cfg.target.train)
@@ -303,7 +348,8 @@ class Pipeline:
                     rows.append({"task": target, "lang": lang, "split": split, "metric": metric,
                                  "value": float(value), "n": len(examples)})
                 self.log(f"  {target} {lang}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-            dev = self._english_dev(spec) if model is not None else None
+            trained_on_dev = self.cfg.target.train_split == spec.dev_split  # its English dev is training data
+            dev = self._english_dev(spec) if model is not None and not trained_on_dev else None
             if dev is not None and not (split == dev.split and dev.lang in langs):
                 # English dev of the target: what the paper selects intermediate settings by
                 scores, _ = evaluate(model, dev, self.tokenizer, ev.batch_size)
@@ -311,9 +357,9 @@ class Pipeline:
                           "n": len(dev.examples)} for m, v in scores.items()]
             return {"rows": rows, "task": target, "split": split, "example_scores": per_example}
 
-        return self._phase("eval", config, prev.key if prev else self.cfg.model, body)
+        return self._phase("eval", config, prev.key if prev else self.cfg.model, body, all_ranks=False)
 
-    def _retrieval_scores(self, spec, encoder, split, lang):
+    def _retrieval_scores(self, spec, encoder, split, lang, per_example=None):
         ev, tcfg = self.cfg.eval, self.cfg.target.train
 
         def embed_texts(texts, key):
@@ -321,7 +367,8 @@ class Pipeline:
                                cache_dir=self.cache, source_key=json.dumps([spec.name, key, len(texts), texts[:3]]))
             return embed(encoder, feats, self.tokenizer, ev.retrieval_layer, ev.batch_size)
 
-        return retrieval.evaluate(spec, split, lang, lambda s, l: task_file(spec, s, l, self.cfg.data_dir), embed_texts)
+        return retrieval.evaluate(spec, split, lang, lambda s, l: task_file(spec, s, l, self.cfg.data_dir), embed_texts,
+                                  limit=ev.limit, per_example=per_example)
 
     # ------------------------------------------------------------ the whole run
 
@@ -379,6 +426,8 @@ def record(store, run_id: str, cfg: RunConfig, result: RunResult, *, setting: st
     """Write a finished run (config, phases with timings, metric rows, environment) into the results store."""
     from .store import environment_info
 
+    if not distributed.is_main():
+        return  # under a launcher rank 0 records the run once
     config = cfg.model_dump()
     store.add_run(run_id, config=config, config_hash=phase_key("run", config, ""), model=cfg.model,
                   setting=setting or setting_label(cfg), target=target or ",".join(cfg.target.tasks),

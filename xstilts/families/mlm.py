@@ -48,6 +48,9 @@ def make_head(hidden_size, spec):
     return MLMHead(hidden_size, spec.options["vocab_size"])
 
 
+COLLATE_COLUMNS = ("input_ids",)
+
+
 def collate(rows, tok):
     batch = batch_inputs(rows, tok.pad_id)
     ids = batch["input_ids"]

@@ -49,6 +49,9 @@ def make_head(hidden_size, spec):
     return ChoiceHead(hidden_size)
 
 
+COLLATE_COLUMNS = ("choice_ids", "label")  # input_ids is only the flattened choices, for lengths
+
+
 def collate(rows, tok):
     n = max(len(r["choice_ids"]) for r in rows)
     flat, valid = [], []

@@ -26,6 +26,9 @@ def make_head(hidden_size, spec):
     return None
 
 
+COLLATE_COLUMNS = ("input_ids",)
+
+
 def collate(rows, tok):
     return batch_inputs(rows, tok.pad_id)
 
@@ -45,21 +48,29 @@ def mean_pool(hidden_states: tuple, attention_mask: torch.Tensor, layer: int) ->
     return (h * m).sum(1) / m.sum(1).clamp(min=1)
 
 
-def evaluate(spec, split: str, lang: str, path_of, embed) -> dict[str, float]:
+def evaluate(spec, split: str, lang: str, path_of, embed, *, limit: int | None = None,
+             per_example: list | None = None) -> dict[str, float]:
     """Score one language of a retrieval task.
 
     Args:
         path_of: ``(split, lang) -> Path`` of the task's files (``split`` may be
             ``"<split>_target"`` / ``"<split>_gold"`` / ``"candidates"``).
         embed: ``(texts, key) -> np.ndarray`` of pooled sentence embeddings.
+        limit: aligned (Tatoeba) only: score the first ``limit`` sentence pairs
+            (the others are not candidates either, so the task gets easier).
+        per_example: aligned only: extended with 1.0/0.0 per query (for paired tests).
     """
     from .. import readers
 
     kind = spec.options.get("kind", "aligned")
     if kind == "aligned":  # Tatoeba: the nearest English sentence of each xx sentence must be its translation
         data = readers.read_tatoeba(path_of(split, lang), path_of(f"{split}_target", lang))
-        src, tgt = embed(data["source"], f"{lang}-src"), embed(data["target"], f"{lang}-tgt")
-        return {"accuracy": metrics.tatoeba_accuracy(src, tgt)}
+        source, target = data["source"][:limit], data["target"][:limit]
+        src, tgt = embed(source, f"{lang}-src"), embed(target, f"{lang}-tgt")
+        hits = metrics.tatoeba_hits(src, tgt)
+        if per_example is not None:
+            per_example.extend(float(h) for h in hits)
+        return {"accuracy": float(np.mean(hits))}
     if kind == "bucc":  # threshold tuned for F1 on dev, applied to the evaluated split
         def mine(s):
             d = readers.read_bucc(path_of(s, lang), path_of(f"{s}_target", lang), path_of(f"{s}_gold", lang))

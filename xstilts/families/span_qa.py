@@ -74,6 +74,9 @@ def make_head(hidden_size, spec):
     return nn.Linear(hidden_size, 2)
 
 
+COLLATE_COLUMNS = ("input_ids", "start", "end")  # not offsets / example_idx: decode-only
+
+
 def collate(rows, tok):
     batch = batch_inputs(rows, tok.pad_id)
     batch["start"] = torch.as_tensor([r["start"] for r in rows])
@@ -96,6 +99,13 @@ def loss_and_logits(head, hidden, batch):
 
 
 def decode(logits_rows, rows, examples, spec):
+    """Per example, the best valid span over all of its windows.
+
+    A window's candidates are its top-``N_BEST`` starts x top-``N_BEST`` ends, valid when both are
+    context tokens, end >= start and at most ``MAX_ANSWER_TOKENS`` long, scored start + end logit
+    (all k x k in one tensor op). Ties go to the first in (start rank, end rank) order, and to an
+    earlier window unless a later one scores strictly higher.
+    """
     best = [(float("-inf"), "") for _ in examples]
     null = [float("inf") for _ in examples]
     for logits, row in zip(logits_rows, rows):
@@ -104,16 +114,18 @@ def decode(logits_rows, rows, examples, spec):
         start_l, end_l = logits[:, 0], logits[:, 1]
         null[i] = min(null[i], float(start_l[0] + end_l[0]))
         k = min(N_BEST, len(offsets))
-        for s in start_l.topk(k).indices.tolist():
-            if offsets[s][0] < 0:
-                continue
-            for e in end_l.topk(k).indices.tolist():
-                if offsets[e][0] < 0 or e < s or e - s + 1 > MAX_ANSWER_TOKENS:
-                    continue
-                value = float(start_l[s] + end_l[e])
-                if value > best[i][0]:
-                    # strip: some tokenizers' offsets include the space before a word
-                    best[i] = (value, examples[i]["context"][offsets[s][0] : offsets[e][1]].strip())
+        (s_val, s_idx), (e_val, e_idx) = start_l.topk(k), end_l.topk(k)
+        in_context = torch.as_tensor([o[0] >= 0 for o in offsets])
+        length = e_idx[None, :] - s_idx[:, None] + 1
+        values = s_val[:, None] + e_val[None, :]
+        valid = in_context[s_idx][:, None] & in_context[e_idx][None, :] & (length >= 1) & (length <= MAX_ANSWER_TOKENS)
+        values = values.masked_fill(~valid | values.isnan(), float("-inf")).flatten()
+        flat = int(values.argmax())  # argmax returns the first maximum
+        value = float(values[flat])
+        if value > best[i][0]:
+            s, e = int(s_idx[flat // k]), int(e_idx[flat % k])
+            # strip: some tokenizers' offsets include the space before a word
+            best[i] = (value, examples[i]["context"][offsets[s][0] : offsets[e][1]].strip())
     if spec.options.get("version_2"):
         return [text if value > null[i] else "" for i, (value, text) in enumerate(best)]
     return [text for _, text in best]

@@ -76,6 +76,9 @@ def make_head(hidden_size, spec):
     return TokenHead(hidden_size, len(spec.labels))
 
 
+COLLATE_COLUMNS = ("input_ids", "labels", "first")
+
+
 def collate(rows, tok):
     batch = batch_inputs(rows, tok.pad_id)
     batch["labels"] = pad([r["labels"] for r in rows], IGNORE)
