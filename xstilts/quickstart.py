@@ -141,7 +141,8 @@ def cldr_experiment(out: Path, s: Settings, log=print) -> Experiment:
 
 @dataclass(frozen=True)
 class DataSettings:
-    """Knobs of ``xstilts quickstart --data-dir``: small slices of real XTREME files (about 10 min on 2 cores).
+    """Knobs of ``xstilts quickstart --data-dir``: small slices of real XTREME files (about 10 min on 2 cores;
+    measured: 15 min with 64 intermediate steps, 50 COPA and 64 XNLI steps and one more language each).
 
     One English intermediate phase (SocialIQA) is trained once and shared by three experiments:
     COPA -> XCOPA, XNLI English -> XNLI, and Tatoeba retrieval before vs after it.
@@ -152,27 +153,27 @@ class DataSettings:
     freeze_embeddings: bool = True
     # phase 2: SocialIQA (3 answers per question)
     inter_examples: int = 2000
-    inter_steps: int = 64
+    inter_steps: int = 40
     inter_batch: int = 16
     inter_lr: float = 5e-5
     inter_max_length: int = 64
     inter_dev: int = 200
     # COPA (400 English training examples) -> XCOPA
-    copa_steps: int = 50
+    copa_steps: int = 32
     copa_batch: int = 8
     copa_lr: float = 3e-5
-    xcopa_languages: tuple[str, ...] = ("it", "id", "tr", "ta", "th", "zh")
+    xcopa_languages: tuple[str, ...] = ("it", "id", "tr", "th", "zh")
     xcopa_limit: int = 100
     # XNLI: the English dev set (2490; MNLI train is not in the shared folder) -> XNLI test
-    xnli_examples: int = 640
-    xnli_steps: int = 40
+    xnli_examples: int = 768
+    xnli_steps: int = 48
     xnli_batch: int = 16
-    xnli_lr: float = 1e-4
+    xnli_lr: float = 1.5e-4  # measured (seed 0, de+ar): 64 x 16 at 5e-5: 47%, at 1e-4: 51%; 48 x 16 at 1.5e-4: 52%
     xnli_max_length: int = 96
-    xnli_languages: tuple[str, ...] = ("de", "ru", "ar", "hi", "zh")
-    xnli_limit: int = 200
+    xnli_languages: tuple[str, ...] = ("de", "ru", "ar", "zh")
+    xnli_limit: int = 150
     # Tatoeba xx -> en retrieval, on the pretrained encoder and after the SocialIQA phase
-    tatoeba_languages: tuple[str, ...] = ("de", "ru", "ar", "hi", "zh")
+    tatoeba_languages: tuple[str, ...] = ("de", "ru", "ar", "zh")
     tatoeba_limit: int = 500
 
 
@@ -559,13 +560,34 @@ def cpu_threads(requested: int | None = None, log=print) -> int:
     if requested is None and os.environ.get("XSTILTS_THREADS"):
         requested = int(os.environ["XSTILTS_THREADS"])
     if requested is None:
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        load = _busy_cores()
         requested = max(1, min(torch.get_num_threads(), cores - int(load + 0.5)))
         if requested < torch.get_num_threads():
-            log(f"[cpu] load {load:.1f} on {cores} cores: using {requested} torch thread(s) "
+            log(f"[cpu] {load:.1f} of {cores} cores busy: using {requested} torch thread(s) "
                 "(XSTILTS_THREADS=N overrides)")
     torch.set_num_threads(requested)
     return requested
+
+
+def _busy_cores(window_s: float = 0.5) -> float:
+    """Cores kept busy by other processes right now: /proc/stat over ``window_s`` (Linux), else the 1-min load.
+
+    The load average lags by a minute, so right after another job ends it still counts as busy.
+    """
+    import os
+
+    def sample():
+        with open("/proc/stat") as f:
+            v = [float(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + (v[4] if len(v) > 4 else 0.0)  # total, idle + iowait
+
+    try:
+        t0, i0 = sample()
+        time.sleep(window_s)
+        t1, i1 = sample()
+        return (os.cpu_count() or 1) * (1 - (i1 - i0) / max(t1 - t0, 1e-9))
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
 
 def quickstart(out: str | Path = DEFAULT_OUT, settings=None, log=print, experiment=cldr_experiment,
