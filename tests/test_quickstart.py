@@ -192,6 +192,9 @@ def test_short_quickstart_transfers_zero_shot(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     summary = json.loads(result.files["json"].read_text(encoding="utf-8"))
     assert summary["verdict"] == result.verdict
+    # The HTML report of `xstilts report`, from the runs the quickstart recorded.
+    html = (out / "report" / "report.html").read_text(encoding="utf-8")
+    assert "cldr_category" in html and "cldr_is_a" in html
 
     # Real transfer: every non-English language is well above chance (1/5) in both arms.
     chance = 1 / len(demo.CATEGORIES)
@@ -280,6 +283,8 @@ def test_short_data_dir_quickstart_on_shared_data(tmp_path):
         assert tat[lang]["ci_low"] <= tat[lang]["gain_mean"] <= tat[lang]["ci_high"]
     md = (out / "results.md").read_text(encoding="utf-8")
     assert md.count("## ") == 3 and "paired bootstrap over sentences" in md
+    html = (out / "report" / "report.html").read_text(encoding="utf-8")
+    assert all(t in html for t in ("xcopa", "xnli", "tatoeba", "siqa"))
     # A second run reuses every phase.
     again = quickstart.quickstart_data(SHARED_DATA, out, s, log=lambda m: None)
     assert again.phases_trained == 0 and again.phases_reused > 0

@@ -269,8 +269,10 @@ def run_experiment(exp: Experiment, log=print) -> tuple[list[dict], list]:
     Seeds run one at a time (the pipeline's phase hashes make this identical to
     one run with all seeds) so finished checkpoints are pruned as it goes.
     """
-    from .pipeline import Pipeline
+    from .pipeline import Pipeline, phase_key, record
+    from .store import Store
 
+    store = Store(Path(exp.arms[ARMS[0]].workdir) / "results.sqlite")  # for `xstilts report` (the HTML report)
     rows, phases = [], []
     seeds = exp.arms[ARMS[0]].target.seeds
     t0 = time.perf_counter()
@@ -283,6 +285,7 @@ def run_experiment(exp: Experiment, log=print) -> tuple[list[dict], list]:
             log(f"[{_clock(time.perf_counter() - t0)}] ({k}/{total}) {arm:<12} seed {seed}")
             pipe = Pipeline(one, log=lambda m, w=one.workdir: _phase_line(log, m, w))
             result = pipe.run()
+            record(store, phase_key("run", one.model_dump(), ""), one, result)
             _prune_checkpoints(result.phases)
             phases += result.phases
             rows += [{**r, "arm": arm} for r in result.rows]
@@ -642,6 +645,10 @@ def _quickstart(out: Path, s, log, experiment, threads) -> QuickstartResult:
         metric_rows = [r for r in rows if "per_example" not in r]
         v, files = report(exp, table, target, {"settings": asdict(s), "rows": metric_rows, "phases": status})
         parts.append(Part(exp.name, exp.title, table, v, files))
+    from .report import build_report
+
+    html = build_report(Path(exps[0].arms[ARMS[0]].workdir) / "results.sqlite", out / "report",
+                        title=f"xstilts quickstart: {', '.join(e.title for e in exps)}")["html"]
     seconds = time.perf_counter() - t0
     if len(exps) > 1:
         md = [f"# xstilts quickstart on {len(exps)} real-data experiments", ""]
@@ -659,6 +666,6 @@ def _quickstart(out: Path, s, log, experiment, threads) -> QuickstartResult:
         log(format_table(part.table, titles=exp.arm_titles))
         log("")
         log(part.verdict)
-    written = [str(out / "results.md")] if len(exps) > 1 else [str(p) for p in parts[0].files.values()]
+    written = ([str(out / "results.md")] if len(exps) > 1 else [str(p) for p in parts[0].files.values()]) + [str(html)]
     log(f"\n{trained} phases trained, {reused} reused; {seconds:.0f} s. Written: " + ", ".join(written))
     return QuickstartResult(out, parts, seconds, trained, reused)
