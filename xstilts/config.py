@@ -154,16 +154,34 @@ def merge(base: dict, extra: dict) -> dict:
     return out
 
 
+def invalid(e: ValidationError, source: str, what: str = "config") -> ConfigError:
+    """One line per pydantic error: the dotted key, the problem, and the value given."""
+    lines = []
+    for err in e.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"  {key}: {msg}" + (f" (got {err['input']!r})" if err["type"] != "extra_forbidden" and not isinstance(err.get("input"), dict) else ""))
+    return ConfigError(f"{source}: invalid {what}\n" + "\n".join(lines))
+
+
 def validate(raw: dict, source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            lines.append(f"  {key}: {msg}" + (f" (got {err['input']!r})" if err["type"] != "extra_forbidden" and not isinstance(err.get("input"), dict) else ""))
-        raise ConfigError(f"{source}: invalid config\n" + "\n".join(lines)) from None
+        raise invalid(e, source) from None
+
+
+def read_yaml(path: Path, what: str = "config file") -> dict:
+    """A YAML file whose top level is a mapping (safe loader: no code runs); ConfigError otherwise."""
+    if not path.exists():
+        raise ConfigError(f"{what} not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return raw
 
 
 def load(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
@@ -171,14 +189,7 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
     raw: dict = {}
     if path is not None:
         path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of keys")
+        raw = read_yaml(path)
         if raw.get("data_dir") and not Path(raw["data_dir"]).is_absolute():
             raw["data_dir"] = str((path.parent / raw["data_dir"]).resolve())
     raw = merge(raw, parse_overrides(list(overrides)))

@@ -32,11 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field, ValidationError
 
 from . import pipeline
-from .config import MixtureConfig, RunConfig, _Strict, merge, parse_overrides, validate
+from .config import MixtureConfig, RunConfig, _Strict, invalid, merge, parse_overrides, read_yaml, validate
 from .errors import ConfigError
 from .store import Store
 
@@ -80,12 +79,7 @@ class Cell:
 
 def load(path, overrides=()) -> GridConfig:
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"grid config not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    raw = read_yaml(path, "grid config")
     raw = merge(raw, parse_overrides(list(overrides)))
     base = raw.get("base", {})
     if base.get("data_dir") and not Path(base["data_dir"]).is_absolute():
@@ -93,9 +87,7 @@ def load(path, overrides=()) -> GridConfig:
     try:
         return GridConfig.model_validate(raw)
     except ValidationError as e:
-        lines = [f"  {'.'.join(str(p) for p in err['loc'])}: "
-                 + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"]) for err in e.errors()]
-        raise ConfigError(f"{path}: invalid grid config\n" + "\n".join(lines)) from None
+        raise invalid(e, str(path), "grid config") from None
 
 
 def expand(grid: GridConfig) -> list[Cell]:

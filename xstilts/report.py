@@ -689,7 +689,7 @@ def _numeric(x) -> bool:
     return str(x)[:1] in set("0123456789+-–[<") or str(x) == "n/a"
 
 
-def _md_table(header, rows) -> str:
+def md_table(header, rows) -> str:
     def esc(x):
         return str(x).replace("|", "\\|")
 
@@ -704,7 +704,7 @@ def _md_main_table(summary) -> str:
     for setting, cells in rows:
         body.append([setting] + [score + (f"<br>{delta} (p={_p(c['p_value'])})" if delta else "")
                                  for score, delta, c in cells])
-    return _md_table(header, body)
+    return md_table(header, body)
 
 
 def _b64(path: Path) -> str:
@@ -807,7 +807,7 @@ def _render_md(title, summary, sections, plots, out_dir, studies=()) -> str:
     lines = [f"# {title}", "", f"Baseline: `{summary['baseline']}`. Scores x100.", "", "## Main table", "",
              _md_main_table(summary) if summary["table"] else "(no results)", ""]
     for heading, header, rows in sections:
-        lines += [f"## {heading}", "", _md_table(header, rows) if rows else "(none)", ""]
+        lines += [f"## {heading}", "", md_table(header, rows) if rows else "(none)", ""]
     if plots:
         lines += ["## Figures", ""]
         lines += [f"![{cap}]({os.path.relpath(p, out_dir)})" for cap, p in plots]

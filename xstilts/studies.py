@@ -53,11 +53,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import yaml
 from pydantic import Field, ValidationError
 
-from .config import _Strict, merge, parse_overrides, validate
+from .config import _Strict, invalid, merge, parse_overrides, read_yaml, validate
 from .errors import ConfigError
+from .report import md_table
 from .grid import Cell, GridConfig, Resources, Setting
 
 STUDIES = ("model-scale", "data-scale", "latency", "efficiency")
@@ -572,12 +572,7 @@ def load_study(name: str, path=None, overrides=(), *, models=None, update: dict 
     if name not in STUDIES:
         raise ConfigError(f"unknown study {name!r}; one of {', '.join(STUDIES)}")
     path = Path(path) if path else default_config_path(name)
-    if not path.exists():
-        raise ConfigError(f"study config not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    raw = read_yaml(path, "study config")
     raw = merge(raw, parse_overrides(list(overrides)))
     if update:
         raw = merge(raw, update)
@@ -593,9 +588,7 @@ def load_study(name: str, path=None, overrides=(), *, models=None, update: dict 
     try:
         cfg = StudyConfig.model_validate(raw)
     except ValidationError as e:
-        lines = [f"  {'.'.join(str(p) for p in err['loc'])}: "
-                 + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"]) for err in e.errors()]
-        raise ConfigError(f"{path}: invalid study config\n" + "\n".join(lines)) from None
+        raise invalid(e, str(path), "study config") from None
     cfg.models = [resolve_model(m) for m in (cfg.models or [cfg.base.get("model", "me5-small")])]
     _check(cfg, path)
     return cfg
@@ -1708,22 +1701,13 @@ def load_sections(root) -> list[tuple[dict, Path]]:
     return sorted(out, key=lambda x: (order.get(x[0].get("name"), 99), x[0].get("name", "")))
 
 
-def _md_table(header, rows) -> str:
-    def esc(x):
-        return str(x).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(esc(x) for x in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def section_markdown(section: dict, section_dir, out_dir, level: int = 2) -> str:
     """Markdown of a section; plot links relative to ``out_dir``."""
     h = "#" * level
     lines = [f"{h} {section['title']}", "", f"*Question:* {section['question']}", "", f"{h}# Conclusion", ""]
     lines += [f"- {c}" for c in section["conclusion"]] + ["", f"*Test:* {section['test']}", ""]
     for t in section["tables"]:
-        lines += [f"{h}# {t['caption']}", "", _md_table(t["header"], t["rows"]) if t["rows"] else "(none)", ""]
+        lines += [f"{h}# {t['caption']}", "", md_table(t["header"], t["rows"]) if t["rows"] else "(none)", ""]
     for p in section["plots"]:
         rel = os.path.relpath(Path(section_dir) / p["file"], out_dir)
         lines += [f"![{p['caption']}]({rel})", ""]
