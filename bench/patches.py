@@ -6,7 +6,8 @@ Each entry of ``PATCHES`` is a function that patches ``xstilts`` in this process
 The speed-ups first prototyped here are in the core now: fused AdamW on CPU (``train._adamw``),
 batches that read only the columns collate needs (``families.base.collate_view``, for training and
 prediction), padding by one numpy fill (``families.base.pad``), vectorised span-QA decoding
-(``span_qa.decode``) and chunked featurization (``data.featurized``). What is left did not win here:
+(``span_qa.decode``), chunked featurization (``data.featurized``) and dropout masks from SFC64
+(``xstilts.dropout``; ``torch_dropout`` measures torch's own). What is left did not win here:
 
 * ``foreach_adamw``: multi-tensor AdamW instead of the core's fused one;
 * ``torch_knn``: k-NN by torch GEMM instead of faiss (faiss was faster: the mining table of results.md);
@@ -93,6 +94,14 @@ def eager_attention():
         return AutoModel.from_pretrained(m.resolve_model_name(name), attn_implementation="eager")
 
     m.load_encoder = load_encoder
+
+
+@patch
+def torch_dropout():
+    """torch's own dropout (``bernoulli_`` masks) instead of ``xstilts.dropout``: load_encoder without the swap."""
+    from xstilts import model as m
+
+    m.install_fast_dropout = lambda encoder: encoder
 
 
 @patch

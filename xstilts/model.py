@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .dropout import install as install_fast_dropout
 from .errors import ConfigError
 from .families import get_family
 from .tasks import TaskSpec
@@ -71,10 +72,10 @@ def load_encoder(name: str):
 
     path = resolve_model_name(name)
     try:
-        return AutoModel.from_pretrained(path, attn_implementation="sdpa")
+        return install_fast_dropout(AutoModel.from_pretrained(path, attn_implementation="sdpa"))
     except (OSError, ValueError) as e:
         if isinstance(e, ValueError) and "sdpa" in str(e):
-            return AutoModel.from_pretrained(path)
+            return install_fast_dropout(AutoModel.from_pretrained(path))
         raise ConfigError(f"model {name!r}: cannot load it ({e}). Give a local folder, "
                           "a transformers hub name (with network), or 'me5-small'.") from None
 
