@@ -17,12 +17,13 @@ from conftest import TOY_TASKS
 from xstilts.cli import main
 
 
-def write_config(path, tiny_model, toy_data, workdir, steps=300):
+def write_config(path, tiny_model, toy_data, workdir, steps=300, **extra):
     cfg = {
         "model": str(tiny_model), "data_dir": str(toy_data), "workdir": str(workdir), "tasks": TOY_TASKS,
         "target": {"tasks": ["toy_topic"], "seeds": [3],
                    "train": {"lr": 3e-3, "batch_size": 8, "max_steps": steps, "eval_every": 10, "max_length": 32}},
         "eval": {"languages": ["en", "de", "ru"]},
+        **extra,
     }
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -37,8 +38,18 @@ def last_step(workdir):
     return 0
 
 
-def test_sigkill_then_rerun_resumes_to_identical_metrics(tmp_path, tiny_model, toy_data):
-    killed = write_config(tmp_path / "killed.yaml", tiny_model, toy_data, tmp_path / "killed")
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_sigkill_then_rerun_resumes_to_identical_metrics(tmp_path, tiny_model, toy_data, lora):
+    extra = {}
+    if lora:  # a tiny Llama with LoRA adapters: its checkpoints hold only the adapters and heads
+        from conftest import WORDS
+        from xstilts.tiny import build_tiny_model
+
+        corpus = [f.format(x) for lang in WORDS.values() for k in ("animal", "food") for x in lang[k]
+                  for f in lang["frame"]]
+        tiny_model = build_tiny_model(tmp_path / "llama", corpus, vocab_size=300, hidden=64, arch="llama")
+        extra = {"lora": {"r": 4, "alpha": 8}}
+    killed = write_config(tmp_path / "killed.yaml", tiny_model, toy_data, tmp_path / "killed", **extra)
     proc = subprocess.Popen([sys.executable, "-m", "xstilts.cli", "run", str(killed)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 240
@@ -54,7 +65,10 @@ def test_sigkill_then_rerun_resumes_to_identical_metrics(tmp_path, tiny_model, t
     assert rerun.returncode == 0, rerun.stderr
     assert f"resumed from" in rerun.stdout and f"at step {step_at_kill}/300" in rerun.stdout
 
-    clean = write_config(tmp_path / "clean.yaml", tiny_model, toy_data, tmp_path / "clean")
+    if lora:
+        (target,) = (tmp_path / "killed" / "phases").glob("target-*")
+        assert (target / "checkpoints" / "last" / "weights.json").exists()  # resumed from a trainable-only checkpoint
+    clean = write_config(tmp_path / "clean.yaml", tiny_model, toy_data, tmp_path / "clean", **extra)
     done = subprocess.run([sys.executable, "-m", "xstilts.cli", "run", str(clean)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
@@ -107,3 +121,45 @@ def test_data_check_names_file_and_line_of_a_malformed_record(tmp_path, capsys):
     assert "dev-de.tsv:2" in err and "Traceback" not in err
     assert main(["data", "check", str(tmp_path), "--tasks", "xnli", "--skip-invalid", "-v"]) == 0
     assert "de" in capsys.readouterr().out
+
+
+def test_lora_checkpoint_holds_only_trainable_weights_and_restores_them(tmp_path):
+    """A LoRA (7B/70B) checkpoint is the adapters and heads, not the frozen base; resume puts them back."""
+    import torch
+    from safetensors import safe_open
+
+    from xstilts import checkpoint
+    from xstilts.errors import ConfigError
+    from xstilts.model import MultiTaskModel, add_lora, load_encoder
+    from xstilts.tasks import get
+    from xstilts.tiny import build_tiny_model
+
+    def model(r=4):
+        m = MultiTaskModel(load_encoder(str(llama)))
+        m.add_task(get("xnli"))
+        m.encoder = add_lora(m.encoder, {"r": r, "alpha": 8})
+        return m
+
+    llama = build_tiny_model(tmp_path / "llama", hidden=64, arch="llama")
+    m = model()
+    trainable = {n for n, p in m.named_parameters() if p.requires_grad}
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if p.requires_grad:
+                p.add_(0.5)  # as if trained (LoRA B starts at zero)
+    checkpoint.save(tmp_path / "ckpt", m)
+    with safe_open(str(tmp_path / "ckpt" / "model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    assert keys == trainable and all("lora_" in k or k.startswith("heads.") for k in keys)
+    full = sum(p.numel() for p in m.parameters())
+    saved = sum(p.numel() for n, p in m.named_parameters() if n in keys)
+    assert saved < full / 4
+
+    fresh = model()  # the phase's input again: same frozen base, new adapters and head
+    frozen_before = {n: p.clone() for n, p in fresh.named_parameters() if not p.requires_grad}
+    checkpoint.load(tmp_path / "ckpt", fresh)
+    state, ref = fresh.state_dict(), m.state_dict()
+    assert all(torch.equal(state[k], ref[k]) for k in ref)  # trained weights back, frozen base unchanged
+    assert all(torch.equal(p, frozen_before[n]) for n, p in fresh.named_parameters() if not p.requires_grad)
+    with pytest.raises(ConfigError, match="same LoRA"):
+        checkpoint.load(tmp_path / "ckpt", model(r=2))  # other adapter shapes are refused by name, not by a crash

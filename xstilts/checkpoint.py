@@ -63,6 +63,11 @@ def save(path: Path, model, optimizer=None, scheduler=None, trainer_state: dict 
     tmp.mkdir(parents=True)
     if isinstance(model, dict):
         save_file(_unshared(model), str(tmp / "model.safetensors"))
+    elif _frozen(model):  # LoRA, frozen embeddings: only what training changes; the rest comes from the phase's input
+        trainable = _trainable(model)
+        save_file(_unshared({k: v for k, v in model.state_dict().items() if k in trainable}),
+                  str(tmp / "model.safetensors"))
+        (tmp / "weights.json").write_text(json.dumps({"trainable_only": True, "tensors": len(trainable)}))
     else:
         save_model(model, str(tmp / "model.safetensors"))
     if optimizer is not None:
@@ -76,6 +81,36 @@ def save(path: Path, model, optimizer=None, scheduler=None, trainer_state: dict 
     (tmp / "rng.json").write_text(json.dumps(_rng_state()))
     (tmp / "trainer_state.json").write_text(json.dumps(trainer_state or {}, indent=1))
     replace_dir(tmp, path)
+
+
+def _frozen(model) -> bool:
+    return any(not p.requires_grad for p in model.parameters())
+
+
+def _trainable(model) -> set[str]:
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_weights(path: Path, model) -> None:
+    """The checkpoint's weights into ``model``: all of them, or (``weights.json``) its trainable ones."""
+    path = Path(path)
+    file = path / "model.safetensors"
+    if not (path / "weights.json").exists():
+        load_model(model, str(file))
+        return
+    from safetensors.torch import load_file
+
+    from .errors import ConfigError
+
+    tensors = load_file(str(file))
+    trainable = _trainable(model)
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items() if k in trainable}
+    differ = sorted(set(tensors) ^ trainable) or [k for k in tensors if tuple(tensors[k].shape) != shapes[k]]
+    if differ:
+        raise ConfigError(f"{file}: its trainable tensors do not match the model being resumed (names or shapes "
+                          f"differ, e.g. {differ[:2]}); resume with the same LoRA/freezing settings, or delete the "
+                          "folder to start the phase over")
+    model.load_state_dict(tensors, strict=False)
 
 
 def _unshared(state: dict) -> dict:
@@ -104,7 +139,7 @@ def load(path: Path, model, optimizer=None, scheduler=None) -> dict:
     path = Path(path)
     recover(path)
     if model is not None:
-        load_model(model, str(path / "model.safetensors"))
+        load_weights(path, model)
     if optimizer is not None and (path / "optimizer.pt").exists():
         optimizer.load_state_dict(_optimizer_state(path, fsdp=False))
     if scheduler is not None and (path / "scheduler.json").exists():

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from accelerate.utils import set_seed
 
-from . import __version__, _quiet_libraries, distributed
+from . import __version__, _quiet_libraries, checkpoint, distributed
 from .checkpoint import write_json_atomic
 from .config import RunConfig, TrainConfig
 from .data import featurized, load_examples, task_file
@@ -37,13 +37,6 @@ from .families import retrieval
 from .model import MultiTaskModel, add_lora, load_encoder, load_tokenizer, merge_lora
 from .tasks import TaskSpec, expand, get, register
 from .train import TrainTask, train
-
-
-def load_weights(checkpoint_dir: Path, model) -> None:
-    """The full weights a training checkpoint folder holds, into an unprepared ``model``."""
-    from safetensors.torch import load_model
-
-    load_model(model, str(Path(checkpoint_dir) / "model.safetensors"))
 
 
 @dataclass
@@ -212,7 +205,7 @@ class Pipeline:
         if distributed.is_main():  # the phase's outputs, written once
             if result.sharded:  # FSDP sharded `model` in place: rank 0 rebuilds it whole from the full checkpoint
                 model = build()
-                load_weights(result.weights, model)
+                checkpoint.load_weights(result.weights, model)
             model.encoder = merge_lora(model.encoder)
             model.encoder.save_pretrained(path / "encoder", safe_serialization=True)
             model.save_heads(path)
