@@ -28,7 +28,7 @@ def keep_mask(shape, p: float) -> torch.Tensor:
     """A bool CPU tensor of ``shape``, each element True with probability 1 - p (p rounded to 1/65536)."""
     n = int(np.prod(shape))
     seed = int(torch.randint(0, 2**62, (1,)).item())  # from torch's CPU generator: seeded and checkpointed
-    raw = np.random.Generator(np.random.SFC64(seed)).bit_generator.random_raw(-(-n // 4))
+    raw = np.random.SFC64(seed).random_raw(-(-n // 4))
     bits = torch.from_numpy(raw.view(np.int16)[:n]).view(shape)  # 4 uniform 16-bit draws per 64-bit word
     return bits >= round(p * 65536) - 32768
 
