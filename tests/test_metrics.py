@@ -530,14 +530,19 @@ FULL_XTREME = {
 def test_xtreme_score_full():
     out = M.xtreme_score(FULL_XTREME)
     assert out["tasks"]["pawsx"] == approx(0.8)
-    assert out["categories"] == approx(
-        {"classification": 0.75, "structured_prediction": 0.75, "question_answering": 0.6, "retrieval": 0.65}
-    )
-    # overall = (0.75 + 0.75 + 0.6 + 0.65) / 4 = 0.6875
-    # (mean over the 9 tasks would be 6.1/9 = 0.678, so this checks category averaging)
-    assert out["overall"] == approx(0.6875)
-    assert out["overall_partial"] == approx(0.6875)
+    assert out["categories"] == approx({"classification": 0.75, "tagging": 0.75, "qa": 0.6, "retrieval": 0.65})
+    # official evaluate.py: overall = mean over the 9 tasks = 6.1 / 9 (the mean of the 4 groups would be 0.6875)
+    assert out["overall"] == approx(6.1 / 9, abs=1e-12)
+    assert out["overall_partial"] == approx(6.1 / 9, abs=1e-12)
     assert out["missing_tasks"] == [] and out["unscored_tasks"] == []
+    assert out["qa_without_em"] == ["mlqa", "tydiqa", "xquad"]
+
+
+def test_xtreme_score_qa_is_mean_of_em_and_f1():
+    res = dict(FULL_XTREME, xquad={"en": {"exact_match": 0.6, "f1": 0.8}, "es": {"exact_match": 0.4, "f1": 0.6}})
+    out = M.xtreme_score(res)
+    assert out["tasks"]["xquad"] == approx(0.6, abs=1e-12)  # (mean EM 0.5 + mean F1 0.7) / 2
+    assert "xquad" not in out["qa_without_em"]
 
 
 def test_xtreme_score_partial():
@@ -546,16 +551,16 @@ def test_xtreme_score_partial():
     partial["custom"] = {"en": 0.1}
     out = M.xtreme_score(partial)
     assert out["overall"] is None
-    assert out["categories"]["question_answering"] is None
+    assert out["categories"]["qa"] is None
     assert out["categories"]["retrieval"] is None
     assert out["categories"]["classification"] == approx(0.75)
     assert sorted(out["missing_tasks"]) == ["tatoeba", "tydiqa"]
     assert out["unscored_tasks"] == ["custom"]
     # partial QA = (0.7 + 0.6)/2 = 0.65; partial retrieval = 0.8 (bucc only)
-    assert out["categories_partial"]["question_answering"] == approx(0.65)
+    assert out["categories_partial"]["qa"] == approx(0.65)
     assert out["categories_partial"]["retrieval"] == approx(0.8)
-    # overall_partial = (0.75 + 0.75 + 0.65 + 0.8) / 4 = 0.7375
-    assert out["overall_partial"] == approx(0.7375)
+    # overall_partial = mean over the 7 benchmark tasks present = 5.1 / 7
+    assert out["overall_partial"] == approx(5.1 / 7, abs=1e-12)
 
 
 def test_xtreme_score_tasks_filter_and_missing_category():
@@ -563,8 +568,8 @@ def test_xtreme_score_tasks_filter_and_missing_category():
     # only structured prediction present: 0.75; other categories None everywhere
     assert out["categories_partial"] == {
         "classification": None,
-        "structured_prediction": approx(0.75),
-        "question_answering": None,
+        "tagging": approx(0.75),
+        "qa": None,
         "retrieval": None,
     }
     assert out["overall"] is None
@@ -582,13 +587,15 @@ def test_xtreme_r_score():
         "tydiqa": {"en": 0.6},  # QA (0.9+0.6+0.6)/3 = 0.7
         "tatoeba": {"de": 0.9},
         "mewsli_x": {"de": 0.4},  # alias of mewsli-x
-        "lareqa": {"de": 0.5},  # retrieval (0.9+0.4+0.5)/3 = 0.6
+        "lareqa": {"de": 0.5},
     }
     out = M.xtreme_score(res, benchmark="xtreme-r")
     assert out["categories"]["classification"] == approx(0.675)
-    assert out["categories"]["retrieval"] == approx(0.6)
-    # overall = (0.675 + 0.8 + 0.7 + 0.6) / 4 = 2.775 / 4 = 0.69375
-    assert out["overall"] == approx(0.69375)
+    assert out["categories"]["retrieval"] == approx(0.65)
+    # official groups: retrieval = tatoeba + mewsli-x; multi_choice = xcopa; lareqa in no group
+    assert out["categories"]["multi_choice"] == approx(0.55)
+    # overall = mean over the 10 tasks = 6.85 / 10
+    assert out["overall"] == approx(0.685, abs=1e-12)
     # the same results under XTREME lack pawsx and bucc2018
     assert sorted(M.xtreme_score(res)["missing_tasks"]) == ["bucc2018", "pawsx"]
     with pytest.raises(XstiltsError):

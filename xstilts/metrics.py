@@ -11,9 +11,10 @@ Sources reproduced (and where this module deliberately deviates):
 * ``squad_v2`` - SQuAD v2.0 ``evaluate-v2.0.py`` (optional ``na_probs``
   thresholding and best-threshold search included).
 * ``mlqa`` - MLQA ``mlqa_evaluation_v1.py`` (language-aware normalisation).
-* ``tagging_f1`` / ``pos_f1`` - ``seqeval.metrics`` precision/recall/F1 in the
-  default (conlleval-like, non-strict) mode, as in XTREME ``run_tag.py``, which
-  uses it for both PAN-X and UD-POS.
+* ``tagging_f1`` - ``seqeval.metrics`` precision/recall/F1 in the default
+  (conlleval-like, non-strict) mode, as XTREME ``evaluate.py`` for PAN-X.
+* ``pos_f1`` / ``pos_prf`` - XTREME's UD-POS F1: seqeval **0.0.12** chunking of
+  raw UPOS tags, reimplemented here (seqeval >= 1.0 differs on UPOS).
 * ``bucc_mine`` / ``bucc_f1`` / ``bucc_best_threshold`` - LASER ``mine_bitext``
   ratio-margin mining and XTREME ``bucc_optimize`` / ``bucc_eval``
   (``third_party/utils_retrieve.py``).
@@ -55,6 +56,7 @@ __all__ = [
     "MLQA_LANGUAGES",
     "tagging_f1",
     "pos_f1",
+    "pos_prf",
     "pos_accuracy",
     "bucc_mine",
     "bucc_f1",
@@ -66,6 +68,9 @@ __all__ = [
     "xtreme_score",
     "XTREME_CATEGORIES",
     "XTREME_R_CATEGORIES",
+    "XTREME_TASKS",
+    "XTREME_R_TASKS",
+    "QA_TASKS",
 ]
 
 
@@ -473,29 +478,75 @@ def tagging_f1(
     return _seqeval_prf(pred_tags, gold_tags)
 
 
-def pos_f1(pred_tags: Sequence[Sequence[str]], gold_tags: Sequence[Sequence[str]]) -> float:
-    """What XTREME reports for UD-POS: ``seqeval.metrics.f1_score`` on raw UPOS tags.
+def _seqeval_0012_chunks(sentences: Sequence[Sequence[str]]) -> set[tuple[str, int, int]]:
+    """Chunks as ``seqeval==0.0.12`` ``get_entities`` finds them (what XTREME scored with).
 
-    XTREME's ``run_tag.py`` feeds UPOS tags (no ``B-``/``I-`` prefixes) to
-    ``seqeval``. seqeval then reads the first character as the chunk tag and
-    the rest as the type, so runs of the same tag merge into one chunk
-    (``NOUN NOUN`` is a single 2-token chunk) and tags starting with ``I``
-    (INTJ), ``S`` (SCONJ, SYM), ``B``/``E``/``O`` get IOBES semantics. The
-    result therefore differs from token accuracy (see :func:`pos_accuracy`).
-    Note: with seqeval >= 1.0 (installed here) CCONJ and SCONJ share the
-    chunk type ``CONJ``; seqeval 0.0.12 (XTREME's era) kept them apart.
-    Precision and recall on the same chunks: :func:`tagging_f1` (identical
-    computation, returns all three).
+    Reimplemented because the installed seqeval (>= 1.0) chunks differently.
+    0.0.12 semantics, faithfully: the sentences are concatenated with an
+    ``"O"`` after each one (global offsets); a label's chunk tag is its first
+    character and its type everything after its last ``-`` (the whole label
+    when it has none), so ``CCONJ`` (tag ``C``, type ``CCONJ``) and ``SCONJ``
+    (tag ``S``, type ``SCONJ``) are different types and a sentence-final ``X``
+    is still a chunk. Chunk ends / starts follow 0.0.12's ``end_of_chunk`` /
+    ``start_of_chunk`` (IOBES tags ``B I E S O``; ``.`` never starts or ends a
+    typed chunk by itself).
+    """
+    seq = [label for sent in sentences for label in [*sent, "O"]]
+    chunks: set[tuple[str, int, int]] = set()
+    prev_tag, prev_type, begin = "O", "", 0
+    for i, label in enumerate([*seq, "O"]):
+        tag, type_ = label[0], label.split("-")[-1]
+        end = (
+            prev_tag in ("E", "S")
+            or (prev_tag in ("B", "I") and tag in ("B", "S", "O"))
+            or (prev_tag not in ("O", ".") and prev_type != type_)
+        )
+        start = (
+            tag in ("B", "S")
+            or (prev_tag in ("E", "S", "O") and tag in ("E", "I"))
+            or (tag not in ("O", ".") and prev_type != type_)
+        )
+        if end:
+            chunks.add((prev_type, begin, i - 1))
+        if start:
+            begin = i
+        prev_tag, prev_type = tag, type_
+    return chunks
+
+
+def pos_prf(pred_tags: Sequence[Sequence[str]], gold_tags: Sequence[Sequence[str]]) -> dict[str, float]:
+    """UD-POS precision / recall / F1 as XTREME reports them (XTREME-compatible).
+
+    XTREME's ``evaluate.py`` / ``run_tag.py`` score raw UPOS tags (no
+    ``B-``/``I-`` prefixes) with ``seqeval.metrics`` **0.0.12** (the version
+    its published tables and its own ``evaluate_test.py`` use). seqeval then
+    reads the first character as the chunk tag and the rest as the type, so
+    runs of the same tag merge into one chunk (``NOUN NOUN`` is one 2-token
+    chunk) and tags starting with ``B E I O S`` get IOBES semantics. This is
+    NOT token accuracy (see :func:`pos_accuracy`). seqeval >= 1.0 gives other
+    numbers (CCONJ and SCONJ share a type there, a sentence-final ``X`` is
+    dropped): up to ~9 points on single languages, so xstilts implements the
+    0.0.12 chunking itself (:func:`_seqeval_0012_chunks`; differential test
+    against the official script in ``tests/test_official.py``).
 
     Args:
         pred_tags: predicted UPOS sequences, one list per sentence.
         gold_tags: gold UPOS sequences, same shape.
 
     Returns:
-        The seqeval F1 as a fraction.
+        ``{"f1", "precision", "recall"}`` as fractions (0 when undefined, as 0.0.12).
     """
     _check_tag_shapes(pred_tags, gold_tags)
-    return _seqeval_prf(pred_tags, gold_tags)["f1"]
+    true, pred = _seqeval_0012_chunks(gold_tags), _seqeval_0012_chunks(pred_tags)
+    correct = len(true & pred)
+    p = correct / len(pred) if pred else 0.0
+    r = correct / len(true) if true else 0.0
+    return {"f1": 2 * p * r / (p + r) if p + r > 0 else 0.0, "precision": p, "recall": r}
+
+
+def pos_f1(pred_tags: Sequence[Sequence[str]], gold_tags: Sequence[Sequence[str]]) -> float:
+    """The XTREME-compatible UD-POS F1 (``pos_prf(...)["f1"]``)."""
+    return pos_prf(pred_tags, gold_tags)["f1"]
 
 
 def pos_accuracy(pred_tags: Sequence[Sequence[str]], gold_tags: Sequence[Sequence[str]]) -> float:
@@ -885,27 +936,38 @@ def map_at_k(
 # Benchmark aggregate scores
 # --------------------------------------------------------------------------- #
 
+# Official groups and task lists of google-research/xtreme ``evaluate.py``
+# (XTREME_GROUP2TASK / XTREME_R_GROUP2TASK / *_TASK2LANGS keys). LAReQA is an
+# XTREME-R task but belongs to no official group.
 XTREME_CATEGORIES: dict[str, tuple[str, ...]] = {
-    "classification": ("xnli", "pawsx"),
-    "structured_prediction": ("udpos", "panx"),
-    "question_answering": ("xquad", "mlqa", "tydiqa"),
+    "classification": ("pawsx", "xnli"),
+    "tagging": ("udpos", "panx"),
+    "qa": ("xquad", "mlqa", "tydiqa"),
     "retrieval": ("bucc2018", "tatoeba"),
 }
 XTREME_R_CATEGORIES: dict[str, tuple[str, ...]] = {
     "classification": ("xnli", "xcopa"),
-    "structured_prediction": ("udpos", "panx"),
-    "question_answering": ("xquad", "mlqa", "tydiqa"),
-    "retrieval": ("tatoeba", "mewsli-x", "lareqa"),
+    "tagging": ("udpos", "panx"),
+    "qa": ("xquad", "mlqa", "tydiqa"),
+    "retrieval": ("tatoeba", "mewsli-x"),
+    "multi_choice": ("xcopa",),
 }
-_BENCHMARKS = {"xtreme": XTREME_CATEGORIES, "xtreme-r": XTREME_R_CATEGORIES}
+XTREME_TASKS = ("pawsx", "xnli", "panx", "udpos", "bucc2018", "tatoeba", "xquad", "mlqa", "tydiqa")
+XTREME_R_TASKS = ("xnli", "panx", "udpos", "tatoeba", "xcopa", "lareqa", "mewsli-x", "xquad", "mlqa", "tydiqa")
+_BENCHMARKS = {"xtreme": (XTREME_CATEGORIES, XTREME_TASKS), "xtreme-r": (XTREME_R_CATEGORIES, XTREME_R_TASKS)}
+QA_TASKS = frozenset(XTREME_CATEGORIES["qa"])
 _TASK_ALIASES = {"bucc": "bucc2018", "mewslix": "mewsli-x", "pos": "udpos", "ner": "panx", "wikiann": "panx"}
+# The catalogue's XTREME-R tagging tasks (XTREME-R's wider language lists).
+_R_VARIANTS = {"udposr": "udpos", "panxr": "panx"}
 
 
-def _canonical_task(name: str, known: Iterable[str]) -> str:
+def _canonical_task(name: str, known: Iterable[str], bench: str = "xtreme") -> str:
     key = name.lower().replace("-", "").replace("_", "")
     for task in known:
         if key == task.replace("-", ""):
             return task
+    if bench == "xtreme-r" and key in _R_VARIANTS:
+        return _R_VARIANTS[key]
     alias = _TASK_ALIASES.get(key)
     return alias if alias is not None else name
 
@@ -914,45 +976,80 @@ def _mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values)
 
 
+def _task_score(task: str, by_lang: Mapping[str, Any]) -> float | None:
+    """Official ``avg_metric`` of one task from its per-language results.
+
+    Per metric, the plain mean over languages (``sum / len`` as evaluate.py);
+    then QA tasks take ``(avg_exact_match + avg_f1) / 2``, the others avg F1,
+    else avg accuracy, else avg mAP@20. A per-language value may be a number
+    (already the task metric) or a mapping metric -> value.
+    """
+    if not by_lang:
+        return None
+    per_metric: dict[str, list[float]] = collections.defaultdict(list)
+    for lang, value in by_lang.items():
+        if isinstance(value, Mapping):
+            for m, v in value.items():
+                if v is not None:
+                    per_metric[m].append(float(v))
+        else:
+            per_metric["value"].append(float(value))
+    avg = {m: sum(vs) / len(vs) for m, vs in per_metric.items()}
+    if task in QA_TASKS and "exact_match" in avg and "f1" in avg:
+        return (avg["exact_match"] + avg["f1"]) / 2
+    for m in ("value", "f1", "accuracy", "map@20"):
+        if m in avg:
+            return avg[m]
+    return None
+
+
 def xtreme_score(
-    per_task_lang: Mapping[str, Mapping[str, float]],
+    per_task_lang: Mapping[str, Mapping[str, Any]],
     tasks: Iterable[str] | None = None,
     benchmark: str = "xtreme",
 ) -> dict[str, Any]:
-    """XTREME / XTREME-R aggregate score from per-task, per-language results.
+    """XTREME / XTREME-R aggregate scores as google-research/xtreme ``evaluate.py``.
 
-    Each per-language value must already be the task's primary metric (accuracy
-    for XNLI/PAWS-X/XCOPA, F1 for UD-POS/PAN-X/XQuAD/MLQA/TyDiQA/BUCC,
-    accuracy for Tatoeba, mAP@20 for LAReQA/Mewsli-X), as a fraction.
+    Task score (``avg_metric``): per metric the unweighted mean over languages;
+    QA tasks (XQuAD, MLQA, TyDiQA) score ``(EM + F1) / 2``, the others F1
+    (PAN-X, UD-POS, BUCC), accuracy (XNLI, PAWS-X, XCOPA, Tatoeba) or mAP@20
+    (Mewsli-X, LAReQA). Group score = mean of its tasks' scores. Overall =
+    mean over ALL the benchmark's tasks (9 for XTREME, 10 for XTREME-R), not
+    over the groups.
 
-    Task score = unweighted mean over its languages. Category score = mean of
-    its task scores. Overall = mean of the four category scores.
+    Groups are the official ones: XTREME classification (pawsx, xnli), tagging
+    (udpos, panx), qa (xquad, mlqa, tydiqa), retrieval (bucc2018, tatoeba);
+    XTREME-R classification (xnli, xcopa), tagging, qa, retrieval (tatoeba,
+    mewsli-x) and multi_choice (xcopa). For XTREME-R the catalogue's
+    ``udpos_r`` / ``panx_r`` (XTREME-R's language lists) stand for udpos /
+    panx (and win over them when both are given).
 
-    XTREME categories: classification (xnli, pawsx), structured prediction
-    (udpos, panx), question answering (xquad, mlqa, tydiqa), retrieval
-    (bucc2018, tatoeba). XTREME-R: classification (xnli, xcopa), structured
-    prediction (udpos, panx), QA (xquad, mlqa, tydiqa), retrieval (tatoeba,
-    mewsli-x, lareqa).
+    Deviations: the official script needs every language of a task's list;
+    here a task is the mean over the languages given. The official XTREME-R
+    overall score cannot be computed by evaluate.py (LAReQA has an empty
+    language list, so its ``avg_metric`` is missing); here it is the mean over
+    the 10 tasks as the official formula intends. A QA task given plain
+    numbers (not ``{"exact_match", "f1"}`` mappings) uses those numbers as its
+    score, which is NOT the official value; such tasks are listed in
+    ``qa_without_em``.
 
     Args:
-        per_task_lang: task -> language -> score. Task names are matched case-
-            and ``-``/``_``-insensitively (``paws-x``, ``mewslix``, ``bucc``
-            are accepted).
-        tasks: if given, only these tasks of ``per_task_lang`` are used; the
-            rest of the benchmark's tasks count as missing.
+        per_task_lang: task -> language -> value, where a value is either the
+            task metric (fraction) or a mapping metric -> fraction (e.g.
+            ``{"exact_match": .6, "f1": .7}``). Task names are matched case-
+            and ``-``/``_``-insensitively (``paws-x``, ``mewslix``, ``bucc``).
+        tasks: if given, only these tasks of ``per_task_lang`` are used.
         benchmark: ``"xtreme"`` or ``"xtreme-r"``.
 
     Returns:
-        Dict with ``benchmark``; ``tasks`` (task -> mean over languages, for
-        every task with at least one language, benchmark or not);
-        ``categories`` (category -> mean, or None if any of its tasks is
-        missing); ``overall`` (None unless every category is complete);
-        ``missing_tasks`` (benchmark tasks without results); ``unscored_tasks``
-        (given tasks that belong to no category of this benchmark);
-        ``categories_partial`` (category -> mean over its present tasks, None
-        if none) and ``overall_partial`` (mean of the non-None partial
-        categories, None if none) - the partial numbers are NOT comparable to
-        published scores.
+        Dict with ``benchmark``; ``tasks`` (task -> score for every task with
+        results, benchmark or not); ``categories`` (group -> mean, None if a
+        task of it is missing); ``overall`` (None unless every task of the
+        benchmark is present); ``missing_tasks``; ``unscored_tasks`` (given
+        tasks outside the benchmark); ``qa_without_em``;
+        ``categories_partial`` (group -> mean over its present tasks) and
+        ``overall_partial`` (mean over the benchmark tasks present) - partial
+        numbers are NOT comparable to published scores.
 
     Raises:
         XstiltsError: for an unknown benchmark.
@@ -960,35 +1057,46 @@ def xtreme_score(
     bench = benchmark.lower()
     if bench not in _BENCHMARKS:
         raise XstiltsError(f"xtreme_score: unknown benchmark {benchmark!r}; expected xtreme or xtreme-r")
-    categories = _BENCHMARKS[bench]
-    known = [t for ts in categories.values() for t in ts]
+    categories, known = _BENCHMARKS[bench]
 
-    selected = None if tasks is None else {_canonical_task(t, known) for t in tasks}
+    selected = None if tasks is None else {_canonical_task(t, known, bench) for t in tasks}
     task_scores: dict[str, float] = {}
+    from_variant: set[str] = set()
+    qa_without_em: list[str] = []
     for name, by_lang in per_task_lang.items():
-        task = _canonical_task(name, known)
+        task = _canonical_task(name, known, bench)
         if selected is not None and task not in selected:
             continue
-        values = [float(v) for v in by_lang.values()]
-        if values:
-            task_scores[task] = _mean(values)
+        variant = task != name and name.lower().replace("-", "").replace("_", "") in _R_VARIANTS
+        if task in from_variant and not variant:
+            continue  # udpos_r / panx_r win over udpos / panx under XTREME-R
+        score = _task_score(task, by_lang)
+        if score is None:
+            continue
+        task_scores[task] = score
+        if variant:
+            from_variant.add(task)
+        if task in QA_TASKS and not all(
+            isinstance(v, Mapping) and "exact_match" in v and "f1" in v for v in by_lang.values()
+        ):
+            qa_without_em.append(task)
 
     cat_scores: dict[str, float | None] = {}
     cat_partial: dict[str, float | None] = {}
     for cat, cat_tasks in categories.items():
         present = [task_scores[t] for t in cat_tasks if t in task_scores]
-        cat_partial[cat] = _mean(present) if present else None
-        cat_scores[cat] = _mean(present) if len(present) == len(cat_tasks) else None
+        cat_partial[cat] = sum(present) / len(present) if present else None
+        cat_scores[cat] = cat_partial[cat] if len(present) == len(cat_tasks) else None
 
-    complete = [v for v in cat_scores.values() if v is not None]
-    partial = [v for v in cat_partial.values() if v is not None]
+    in_bench = [task_scores[t] for t in known if t in task_scores]
     return {
         "benchmark": bench,
         "tasks": task_scores,
         "categories": cat_scores,
-        "overall": _mean(complete) if len(complete) == len(categories) else None,
+        "overall": sum(in_bench) / len(known) if len(in_bench) == len(known) else None,
         "missing_tasks": [t for t in known if t not in task_scores],
         "unscored_tasks": sorted(t for t in task_scores if t not in known),
+        "qa_without_em": sorted(set(qa_without_em)),
         "categories_partial": cat_partial,
-        "overall_partial": _mean(partial) if partial else None,
+        "overall_partial": sum(in_bench) / len(in_bench) if in_bench else None,
     }

@@ -1,0 +1,162 @@
+"""Differential tests: xstilts' metrics equal the official XTREME / SQuAD scripts.
+
+Expected values in ``tests/official/*.json`` were produced by running the
+official scripts (google-research/xtreme ``evaluate.py`` and ``third_party/``,
+SQuAD ``evaluate-v2.0.py``; repository and commit named in each file's
+``source``) outside this repository, on cases built from the real gold data in
+``../shared/data`` with perturbed predictions. The official code is not part of
+xstilts; only its numbers are. Tolerance: 1e-9 on fractions.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from xstilts import metrics as M
+
+OFFICIAL = Path(__file__).parent / "official"
+TOL = 1e-9
+
+
+def _official(name: str) -> dict:
+    return json.loads((OFFICIAL / name).read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- #
+# XTREME / XTREME-R aggregates
+# --------------------------------------------------------------------------- #
+
+
+def _per_task_lang(block: dict) -> dict:
+    """Official per-metric per-language percentages -> task -> lang -> {metric: fraction}."""
+    out: dict = {}
+    for task, metrics in block["per_task_metric_lang"].items():
+        for metric, by_lang in metrics.items():
+            for lang, value in by_lang.items():
+                out.setdefault(task, {}).setdefault(lang, {})[metric] = value / 100
+    return out
+
+
+@pytest.mark.parametrize("bench", ["xtreme", "xtreme-r"])
+def test_xtreme_aggregates_equal_official_evaluate_py(bench):
+    block = _official("xtreme_aggregate.json")[bench]
+    got = M.xtreme_score(_per_task_lang(block), benchmark=bench)
+    for task, want in block["avg_metric"].items():
+        task = "mewsli-x" if task == "mewslix" else task
+        assert got["tasks"][task] == pytest.approx(want / 100, abs=TOL, rel=0), task
+    for group, want in block["scores"].items():
+        if group == "all_task":
+            assert got["overall"] == pytest.approx(want / 100, abs=TOL, rel=0)
+        else:
+            assert got["categories"][group] == pytest.approx(want / 100, abs=TOL, rel=0), group
+    assert got["qa_without_em"] == []
+    if bench == "xtreme":  # the official overall is the mean over the 9 tasks, not over the 4 groups
+        assert "all_task" in block["scores"]
+        groups = [v for v in got["categories"].values()]
+        assert abs(got["overall"] - sum(groups) / len(groups)) > 1e-3
+    else:  # LAReQA missing -> no overall (official: no all_task either)
+        assert got["overall"] is None and got["missing_tasks"] == ["lareqa"]
+
+
+def test_xtreme_r_uses_catalogue_r_variants_and_full_overall():
+    block = _official("xtreme_aggregate.json")["xtreme-r"]
+    per = _per_task_lang(block)
+    per["udpos_r"] = per.pop("udpos")
+    per["panx_r"] = per.pop("panx")
+    per["udpos"] = {"en": {"f1": 0.0}}  # the XTREME (33-language) task loses to udpos_r under XTREME-R
+    per["lareqa"] = {"en": {"map@20": 0.5}}
+    got = M.xtreme_score(per, benchmark="xtreme-r")
+    assert got["tasks"]["udpos"] == pytest.approx(block["avg_metric"]["udpos"] / 100, abs=TOL, rel=0)
+    assert got["categories"]["tagging"] == pytest.approx(block["scores"]["tagging"] / 100, abs=TOL, rel=0)
+    want = (sum(block["avg_metric"].values()) / 100 + 0.5) / 10
+    assert got["overall"] == pytest.approx(want, abs=TOL, rel=0)
+    # under XTREME the _r variants are not XTREME tasks
+    assert "udpos_r" in M.xtreme_score(per)["unscored_tasks"]
+
+
+# --------------------------------------------------------------------------- #
+# Cases built from real gold data (mirrored by the generators that ran the official code)
+# --------------------------------------------------------------------------- #
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+UPOS = ["ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
+        "PUNCT", "SCONJ", "SYM", "VERB", "X"]
+PANX = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+
+
+def _need_data():
+    if not DATA.is_dir():
+        pytest.skip(f"benchmark data not found at {DATA}")
+
+
+def _read_tagged(path: Path, n: int) -> list[list[str]]:
+    """First ``n`` sentences' tags of an XTREME-format ``token<TAB>tag`` file."""
+    import gzip
+
+    sents, cur = [], []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line.strip():
+                if cur:
+                    sents.append(cur)
+                    cur = []
+                    if len(sents) == n:
+                        break
+                continue
+            cur.append(line.split("\t")[-1])
+    if cur and len(sents) < n:
+        sents.append(cur)
+    return sents
+
+
+def _perturb_tags(gold, labels, salt):
+    """Deterministic wrong predictions: every 11th token shifted, CCONJ<->SCONJ swaps, sentence-final X."""
+    out, g = [], 0
+    for i, sent in enumerate(gold):
+        pred = []
+        for t in sent:
+            if (g + salt) % 11 == 3:
+                t = labels[(labels.index(t) + 1 + g % 5) % len(labels)]
+            elif t == "CCONJ" and g % 2 == 0:
+                t = "SCONJ"
+            elif t == "SCONJ" and g % 2 == 0:
+                t = "CCONJ"
+            pred.append(t)
+            g += 1
+        if "X" in labels and i % 13 == salt % 13:
+            pred[-1] = "X"
+        out.append(pred)
+    return out
+
+
+@pytest.mark.parametrize("task", ["udpos", "panx"])
+def test_tagging_f1_equals_official_seqeval_0012(task):
+    _need_data()
+    want = _official("tagging.json")["percent"][task]
+    labels = UPOS if task == "udpos" else PANX
+    for salt, (lang, official) in enumerate(want.items()):
+        gold = _read_tagged(DATA / task / f"dev-{lang}.tsv.gz", 400)
+        pred = _perturb_tags(gold, labels, salt)
+        got = M.pos_prf(pred, gold) if task == "udpos" else M.tagging_f1(pred, gold)
+        for key in ("f1", "precision", "recall"):
+            assert got[key] == pytest.approx(official[key] / 100, abs=TOL, rel=0), (lang, key)
+
+
+def test_pos_f1_differs_from_seqeval_1x_where_official_does():
+    """The installed seqeval (>= 1.0) is not XTREME-compatible on UPOS: the reason pos_prf exists."""
+    _need_data()
+    official = _official("tagging.json")["percent"]["udpos"]["en"]["f1"] / 100
+    gold = _read_tagged(DATA / "udpos" / "dev-en.tsv.gz", 400)
+    pred = _perturb_tags(gold, UPOS, 0)
+    assert abs(M.tagging_f1(pred, gold)["f1"] - official) > 1e-4
+    assert M.pos_f1(pred, gold) == pytest.approx(official, abs=TOL, rel=0)
+
+
+def test_seqeval_0012_chunks_hand_computed():
+    # CCONJ and SCONJ are distinct types; a sentence-final X is a chunk; NOUN NOUN merges
+    chunks = M._seqeval_0012_chunks([["NOUN", "NOUN", "CCONJ", "SCONJ", "X"], ["X"]])
+    assert chunks == {("NOUN", 0, 1), ("CCONJ", 2, 2), ("SCONJ", 3, 3), ("X", 4, 4), ("X", 6, 6)}
