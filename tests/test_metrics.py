@@ -442,16 +442,18 @@ def test_tatoeba_accuracy_uses_cosine():
     #              (raw inner product would pick t0: 10 > 2.2)
     # src2 (0,1):  cos t2=1 -> correct
     # src3 (1,-1): cos t0=.707, t1=-.09, t2=-.707, t3=-.707 -> t0 wrong
-    assert M.tatoeba_accuracy(src, tgt) == approx(3 / 4)
+    assert M.tatoeba_accuracy(src, tgt, direction="src2tgt") == approx(3 / 4)
 
 
 def test_tatoeba_direction():
     src = [[1, 0], [0.8, 0.6]]
     tgt = [[1, 0], [0, 1]]
     # src2tgt: s0 -> t0 (1) ok; s1 -> t0 (.8 > .6) wrong -> 1/2
-    assert M.tatoeba_accuracy(src, tgt) == approx(0.5)
-    # tgt2src: t0 -> s0 (1 > .8) ok; t1 -> s1 (.6 > 0) ok -> 1
-    assert M.tatoeba_accuracy(src, tgt, direction="tgt2src") == approx(1.0)
+    assert M.tatoeba_accuracy(src, tgt, direction="src2tgt") == approx(0.5)
+    # tgt2src (the default, XTREME): t0 -> s0 (1 > .8) ok; t1 -> s1 (.6 > 0) ok -> 1
+    assert M.tatoeba_accuracy(src, tgt) == approx(1.0)
+    # exact ties go to the lowest index (faiss IndexFlatL2, as XTREME's similarity_search)
+    assert M.tatoeba_predictions([[1, 0], [2, 0]], [[1, 0], [3, 0]]).tolist() == [0, 0]
     with pytest.raises(XstiltsError):
         M.tatoeba_accuracy(src, tgt[:1])
 

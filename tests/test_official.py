@@ -160,3 +160,43 @@ def test_seqeval_0012_chunks_hand_computed():
     # CCONJ and SCONJ are distinct types; a sentence-final X is a chunk; NOUN NOUN merges
     chunks = M._seqeval_0012_chunks([["NOUN", "NOUN", "CCONJ", "SCONJ", "X"], ["X"]])
     assert chunks == {("NOUN", 0, 1), ("CCONJ", 2, 2), ("SCONJ", 3, 3), ("X", 4, 4), ("X", 6, 6)}
+
+
+def _hashed_trigrams(texts, dim):
+    """Deterministic bag of hashed character trigrams (a stand-in encoder whose ties are real)."""
+    import zlib
+
+    import numpy as np
+
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for i, t in enumerate(texts):
+        s = f"  {t.lower()}  "
+        for j in range(len(s) - 2):
+            out[i, zlib.crc32(s[j:j + 3].encode("utf-8")) % dim] += 1.0
+    return out
+
+
+TATOEBA_L3 = {"de": "deu", "fr": "fra", "zh": "cmn", "ar": "ara", "ja": "jpn", "sw": "swh", "jv": "jav", "tl": "tgl"}
+
+
+@pytest.mark.parametrize("case,dim", [("aligned64", 64), ("ties4", 4)])
+def test_tatoeba_equals_official_similarity_search(case, dim):
+    import hashlib
+
+    import numpy as np
+
+    from xstilts.readers import read_tatoeba
+
+    _need_data()
+    want = _official("tatoeba.json")["cases"][case]
+    for lang, official in want.items():
+        l3 = TATOEBA_L3[lang]
+        d = read_tatoeba(DATA / "tatoeba" / f"tatoeba.{l3}-eng.{l3}", DATA / "tatoeba" / f"tatoeba.{l3}-eng.eng")
+        x = _hashed_trigrams(d["source"], dim)
+        y = _hashed_trigrams(d["target"], dim) + x
+        pred = M.tatoeba_predictions(x, y)
+        assert hashlib.sha1(pred.astype("<i8").tobytes()).hexdigest() == official["predictions_sha1"], lang
+        assert M.tatoeba_accuracy(x, y) == pytest.approx(official["accuracy"] / 100, abs=TOL, rel=0), lang
+        other = M.tatoeba_accuracy(x, y, direction="src2tgt")
+        if case == "aligned64":  # the other direction is a different number (as on real encoders)
+            assert other == pytest.approx(official["src_to_eng_accuracy_argmax"] / 100, abs=TOL, rel=0)

@@ -18,7 +18,8 @@ Sources reproduced (and where this module deliberately deviates):
 * ``bucc_mine`` / ``bucc_f1`` / ``bucc_best_threshold`` - LASER ``mine_bitext``
   ratio-margin mining and XTREME ``bucc_optimize`` / ``bucc_eval``
   (``third_party/utils_retrieve.py``).
-* ``tatoeba_accuracy`` - nearest neighbour by cosine similarity.
+* ``tatoeba_accuracy`` - XTREME ``similarity_search``: each English sentence's
+  nearest source sentence (faiss ``IndexFlatL2`` on L2-normalised vectors).
 * ``map_at_k`` - ``average_precision_at_k`` of XTREME-R's ``utils_lareqa.py``
   (LAReQA mAP@20; with a single relevant item it equals Mewsli-X's MRR@20).
 * ``xtreme_score`` - per-task language means, category means, overall mean.
@@ -62,6 +63,7 @@ __all__ = [
     "bucc_f1",
     "bucc_best_threshold",
     "tatoeba_accuracy",
+    "tatoeba_predictions",
     "retrieval_rankings",
     "average_precision_at_k",
     "map_at_k",
@@ -805,45 +807,63 @@ def bucc_best_threshold(
     return threshold, bucc_f1(triples, gold, threshold)["f1"]
 
 
-def tatoeba_accuracy(src_emb: Any, tgt_emb: Any, direction: str = "src2tgt") -> float:
+def tatoeba_accuracy(src_emb: Any, tgt_emb: Any, direction: str = "tgt2src") -> float:
     """Tatoeba accuracy: the mean of :func:`tatoeba_hits`."""
     return float(np.mean(tatoeba_hits(src_emb, tgt_emb, direction)))
 
 
-def tatoeba_hits(src_emb: Any, tgt_emb: Any, direction: str = "src2tgt") -> np.ndarray:
-    """Per query: is the nearest neighbour by cosine similarity the aligned sentence?
+def tatoeba_predictions(src_emb: Any, tgt_emb: Any, direction: str = "tgt2src") -> np.ndarray:
+    """Index of each query's nearest neighbour, exactly as XTREME's ``similarity_search``.
 
-    Sentence ``i`` of ``src_emb`` is the translation of sentence ``i`` of
-    ``tgt_emb``. Vectors are L2-normalised and searched exactly with faiss
-    ``IndexFlatIP``.
+    XTREME (``third_party/evaluate_retrieval.py`` -> ``utils_retrieve.similarity_search(x=src,
+    y=eng, normalize=True)``) L2-normalises both sides with ``faiss.normalize_L2``, indexes the
+    SOURCE sentences in a ``faiss.IndexFlatL2`` and queries with each ENGLISH sentence. The same
+    calls are made here, so exactly tied distances resolve as in the official code (faiss keeps
+    the lowest index among equal L2 distances; an inner-product index can order such ties
+    differently after rounding).
 
     Args:
-        src_emb: ``(n, d)`` source-language embeddings.
-        tgt_emb: ``(n, d)`` target-language (English in XTREME) embeddings.
-        direction: ``"src2tgt"`` - for each source find the nearest target
-            (default); ``"tgt2src"`` - for each target find the nearest source,
-            which is what XTREME's ``similarity_search(x=src, y=tgt)`` does
-            (it indexes the sources and queries with the English side).
+        src_emb: ``(n, d)`` source-language embeddings (sentence ``i`` translates English ``i``).
+        tgt_emb: ``(n, d)`` English embeddings.
+        direction: ``"tgt2src"`` (default, XTREME: for each English sentence the nearest source
+            sentence) or ``"src2tgt"`` (for each source sentence the nearest English one; not
+            comparable with published numbers).
 
     Returns:
-        Boolean array, one per query: its nearest neighbour has the same index.
+        int64 array: for query ``i`` the index of its nearest neighbour.
 
     Raises:
         XstiltsError: on mismatched shapes or an unknown direction.
     """
-    x = _l2_normalize(_as_matrix(src_emb, "tatoeba src_emb"))
-    y = _l2_normalize(_as_matrix(tgt_emb, "tatoeba tgt_emb"))
+    import faiss
+
+    x = np.array(_as_matrix(src_emb, "tatoeba src_emb"), dtype=np.float32, order="C", copy=True)
+    y = np.array(_as_matrix(tgt_emb, "tatoeba tgt_emb"), dtype=np.float32, order="C", copy=True)
     _check_same_dim(x, y, "tatoeba")
     if x.shape[0] != y.shape[0]:
         raise XstiltsError(f"tatoeba: {x.shape[0]} source vs {y.shape[0]} target sentences")
-    if direction == "src2tgt":
-        query, database = x, y
-    elif direction == "tgt2src":
-        query, database = y, x
+    if direction == "tgt2src":
+        database, query = x, y
+    elif direction == "src2tgt":
+        database, query = y, x
     else:
-        raise XstiltsError(f"tatoeba: unknown direction {direction!r}; expected src2tgt or tgt2src")
-    _, ind = _knn_ip(query, database, 1)
-    return ind[:, 0] == np.arange(query.shape[0])
+        raise XstiltsError(f"tatoeba: unknown direction {direction!r}; expected tgt2src or src2tgt")
+    faiss.normalize_L2(x)
+    faiss.normalize_L2(y)
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(database)
+    _, ind = index.search(query, 1)
+    return ind[:, 0].astype(np.int64)
+
+
+def tatoeba_hits(src_emb: Any, tgt_emb: Any, direction: str = "tgt2src") -> np.ndarray:
+    """Per query: is its nearest neighbour (:func:`tatoeba_predictions`) the aligned sentence?
+
+    Returns:
+        Boolean array, one entry per query (per English sentence by default).
+    """
+    pred = tatoeba_predictions(src_emb, tgt_emb, direction)
+    return pred == np.arange(pred.shape[0])
 
 
 def retrieval_rankings(query_emb: Any, cand_emb: Any, k: int) -> np.ndarray:
