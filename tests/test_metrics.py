@@ -602,3 +602,17 @@ def test_xtreme_r_score():
     assert sorted(M.xtreme_score(res)["missing_tasks"]) == ["bucc2018", "pawsx"]
     with pytest.raises(XstiltsError):
         M.xtreme_score(res, benchmark="glue")
+
+
+def test_bucc_mine_merges_identical_texts_and_drops_texts_under_two_ids():
+    src, tgt = [[1, 0], [0, 1], [0, 1]], [[1, 0], [0, 1]]
+    pairs = M.bucc_mine(src, tgt, ["s0", "s1", "s2"], ["t0", "t1"], k=4,
+                        src_texts=["a", "b", "b"], tgt_texts=["A", "B"])
+    # "b" is one sentence for mining, but it has two ids: its pair is dropped (XTREME read_sent2id).
+    # margin(a, A) = 1 / ((mean(1, 0) + mean(1, 0)) / 2) = 2
+    assert pairs == [("s0", "t0", 2.0)]
+    # over ids, s1 and s2 compete for t1 and the duplicate changes the margins
+    by_id = M.bucc_mine(src, tgt, ["s0", "s1", "s2"], ["t0", "t1"], k=4)
+    assert {(s, t) for s, t, _ in by_id} == {("s0", "t0"), ("s1", "t1")}
+    with pytest.raises(XstiltsError, match="both"):
+        M.bucc_mine(src, tgt, ["s0", "s1", "s2"], ["t0", "t1"], src_texts=["a", "b", "b"])

@@ -200,3 +200,63 @@ def test_tatoeba_equals_official_similarity_search(case, dim):
         other = M.tatoeba_accuracy(x, y, direction="src2tgt")
         if case == "aligned64":  # the other direction is a different number (as on real encoders)
             assert other == pytest.approx(official["src_to_eng_accuracy_argmax"] / 100, abs=TOL, rel=0)
+
+
+def _signed_trigrams(texts, dim):
+    """Signed feature hashing of character trigrams, unit-normalised rows."""
+    import zlib
+
+    import numpy as np
+
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for i, t in enumerate(texts):
+        s = f"  {t.lower()}  "
+        for j in range(len(s) - 2):
+            h = zlib.crc32(s[j:j + 3].encode("utf-8"))
+            out[i, h % dim] += 1.0 if (h >> 20) & 1 else -1.0
+    n = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(n > 0, n, 1)
+
+
+def _bucc_embeddings(zh_texts, en_texts, gold_text_pairs, dim=64):
+    """Stand-in aligned encoder, a function of the text: en = T(en) + 0.6 * sum of T(zh) over its gold partners."""
+    import numpy as np
+
+    x = _signed_trigrams(zh_texts, dim)
+    partners: dict = {}
+    for z, e in gold_text_pairs:
+        partners.setdefault(e, set()).add(z)
+    y = _signed_trigrams(en_texts, dim)
+    for i, e in enumerate(en_texts):
+        zs = sorted(partners.get(e, ()))
+        if zs:
+            y[i] += np.float32(0.6) * _signed_trigrams(zs, dim).sum(axis=0)
+    return x, y
+
+
+def test_bucc_mining_threshold_f1_equal_official():
+    import hashlib
+
+    from xstilts.readers import read_bucc
+
+    _need_data()
+    want = _official("bucc.json")["official"]
+    b = DATA / "bucc2018"
+    d = read_bucc(b / "zh-en.dev.zh", b / "zh-en.dev.en", b / "zh-en.dev.gold")
+    sid, tid = list(d["source"]), list(d["target"])
+    stext, ttext = [d["source"][i] for i in sid], [d["target"][i] for i in tid]
+    x, y = _bucc_embeddings(stext, ttext, [(d["source"][s], d["target"][t]) for s, t in d["gold"]])
+    pairs = M.bucc_mine(x, y, sid, tid, k=4, mode="max", src_texts=stext, tgt_texts=ttext)
+    assert len(pairs) == want["n_candidates_with_ids"]
+    digest = hashlib.sha1(json.dumps(sorted([s, t, repr(v)] for s, t, v in pairs)).encode()).hexdigest()
+    assert digest == want["candidate2score_sha1"]  # same pairs, bit-identical margins
+    threshold, f1 = M.bucc_best_threshold(pairs, d["gold"])
+    official = want["bucc_eval"]
+    assert threshold == pytest.approx(official["best-threshold"], abs=TOL, rel=0)
+    got = M.bucc_f1(pairs, d["gold"], threshold)
+    for key, name in (("precision", "precision"), ("recall", "recall"), ("f1", "F1")):
+        assert got[key] == pytest.approx(official[name] / 100, abs=TOL, rel=0), key
+    assert f1 == got["f1"]
+    # mining over ids (no text merging) is not the official procedure: other candidates
+    by_id = M.bucc_mine(x, y, sid, tid, k=4, mode="max")
+    assert len(by_id) != want["n_candidates_with_ids"]

@@ -16,8 +16,8 @@ Sources reproduced (and where this module deliberately deviates):
 * ``pos_f1`` / ``pos_prf`` - XTREME's UD-POS F1: seqeval **0.0.12** chunking of
   raw UPOS tags, reimplemented here (seqeval >= 1.0 differs on UPOS).
 * ``bucc_mine`` / ``bucc_f1`` / ``bucc_best_threshold`` - LASER ``mine_bitext``
-  ratio-margin mining and XTREME ``bucc_optimize`` / ``bucc_eval``
-  (``third_party/utils_retrieve.py``).
+  ratio-margin mining (identical texts merged, texts under two ids dropped)
+  and XTREME ``bucc_optimize`` / ``bucc_eval`` (``third_party/utils_retrieve.py``).
 * ``tatoeba_accuracy`` - XTREME ``similarity_search``: each English sentence's
   nearest source sentence (faiss ``IndexFlatL2`` on L2-normalised vectors).
 * ``map_at_k`` - ``average_precision_at_k`` of XTREME-R's ``utils_lareqa.py``
@@ -613,6 +613,54 @@ _BUCC_MODES = {
 }
 
 
+def _unify_texts(emb: np.ndarray, texts: Sequence[str], name: str) -> tuple[np.ndarray, list[str]]:
+    """LASER ``text_load_unify`` + ``unique_embeddings``: one row per distinct text.
+
+    Distinct texts keep their first-occurrence order; each takes the embedding
+    of its LAST occurrence (as ``unique_embeddings``' dict comprehension does).
+    """
+    if len(texts) != emb.shape[0]:
+        raise XstiltsError(f"bucc_mine: {len(texts)} {name} texts for {emb.shape[0]} embeddings")
+    first: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for i, t in enumerate(texts):
+        first.setdefault(t, len(first))
+        last[t] = i
+    uniq = list(first)
+    return np.ascontiguousarray(emb[[last[t] for t in uniq]]), uniq
+
+
+def _text_to_id(texts: Sequence[str], ids: Sequence[Hashable]) -> dict[str, Hashable]:
+    """XTREME ``read_sent2id``: text -> id, dropping every text that appears under two ids."""
+    out: dict[str, Hashable] = {}
+    repeated: set[str] = set()
+    for t, i in zip(texts, ids):
+        if t in out:
+            repeated.add(t)
+        else:
+            out[t] = i
+    for t in repeated:
+        del out[t]
+    return out
+
+
+def _margin_scores(a: np.ndarray, b: np.ndarray, cand: np.ndarray, a_mean: np.ndarray, b_mean: np.ndarray):
+    """LASER ``score_candidates`` with the ratio margin, in its float32 arithmetic.
+
+    ``a[i].dot(b[c]) / ((a_mean[i] + b_mean[c]) / 2)`` per candidate, each term a
+    float32 scalar as in the official loop (so thresholds match it to the bit);
+    stored in a float64 array like ``np.zeros``.
+    """
+    scores = np.zeros(cand.shape)
+    two = np.float32(2)
+    for i in range(cand.shape[0]):
+        ai, mi = a[i], a_mean[i]
+        for j in range(cand.shape[1]):
+            c = cand[i, j]
+            scores[i, j] = ai.dot(b[c]) / ((mi + b_mean[c]) / two)
+    return scores
+
+
 def bucc_mine(
     src_emb: Any,
     tgt_emb: Any,
@@ -620,27 +668,35 @@ def bucc_mine(
     tgt_ids: Sequence[Hashable],
     k: int = 4,
     mode: str = "max",
+    src_texts: Sequence[str] | None = None,
+    tgt_texts: Sequence[str] | None = None,
 ) -> list[tuple[Hashable, Hashable, float]]:
-    """Ratio-margin bitext mining (LASER ``mine_bitext`` as used by XTREME for BUCC).
+    """Ratio-margin bitext mining as XTREME runs it for BUCC (LASER ``mine_bitext`` + ``bucc_eval``).
 
-    Embeddings are L2-normalised and compared by cosine. With ``NN_k(x)`` the
-    ``min(k, n_tgt)`` nearest targets of ``x`` (and vice versa)::
+    Embeddings are L2-normalised (``faiss.normalize_L2``) and compared by cosine. With
+    ``NN_k(x)`` the ``min(k, n_tgt)`` nearest targets of ``x`` (and vice versa)::
 
         margin(x, y) = cos(x, y) / ( sum_{z in NN_k(x)} cos(x, z) / (2k)
                                    + sum_{z in NN_k(y)} cos(y, z) / (2k) )
 
     Each source's candidates are its k nearest targets (faiss ``IndexFlatIP``,
-    exact); its best target is the candidate with the highest margin (not the
-    best over all targets), and symmetrically for targets.
+    exact); its best target is the candidate with the highest margin, and
+    symmetrically for targets. Scores are computed in the official float32
+    arithmetic.
+
+    With ``src_texts`` / ``tgt_texts`` (what XTREME does): identical sentence
+    texts are merged before the nearest-neighbour step (one entry per distinct
+    text, LASER ``text_load_unify``), and a mined pair is mapped back to ids
+    with ``read_sent2id``, which DROPS every pair whose source or target text
+    appears under two ids. Without texts, mining runs over the ids as given
+    (not the official procedure when texts repeat).
 
     Modes: ``forward`` (one pair per source), ``backward`` (one pair per
     target), ``intersection`` (forward pairs whose target's backward best is
-    that source; scored by the forward margin), ``max`` (forward and backward
-    pairs sorted by score descending, greedily kept when neither the source nor
-    the target has been used; as in LASER only pairs with score > 0 are
-    emitted). Exact score ties are broken by a stable sort (LASER's default
-    argsort is not stable). LASER's de-duplication of identical sentence texts
-    is left to the caller.
+    that source; scored by the forward margin), ``max`` (XTREME: forward and
+    backward pairs by descending score - ``np.argsort(-scores)`` as LASER -
+    greedily kept when neither side has been used; only scores > 0). A pair
+    found twice keeps its highest score (``read_candidate2score``).
 
     Args:
         src_emb: ``(n_src, d)`` source embeddings.
@@ -650,70 +706,81 @@ def bucc_mine(
         k: neighbourhood size (LASER / XTREME default 4).
         mode: ``max`` (XTREME default), ``forward``, ``backward`` or
             ``intersection`` (``fwd``, ``bwd``, ``intersect`` also accepted).
+        src_texts: optional source sentence texts, aligned with ``src_ids``.
+        tgt_texts: optional target sentence texts, aligned with ``tgt_ids``.
 
     Returns:
-        List of ``(src_id, tgt_id, score)``: in source order for forward and
-        intersection, target order for backward, descending score for max.
+        List of ``(src_id, tgt_id, score)`` in the order the official candidates
+        file lists them.
 
     Raises:
-        XstiltsError: on bad shapes, id counts, ``k < 1`` or an unknown mode.
+        XstiltsError: on bad shapes, id/text counts, ``k < 1`` or an unknown mode.
     """
+    import faiss
+
     if mode not in _BUCC_MODES:
         raise XstiltsError(f"bucc_mine: unknown mode {mode!r}; expected one of {sorted(_BUCC_MODES)}")
     mode = _BUCC_MODES[mode]
     if k < 1:
         raise XstiltsError(f"bucc_mine: k must be >= 1, got {k}")
-    x = _l2_normalize(_as_matrix(src_emb, "bucc_mine src_emb"))
-    y = _l2_normalize(_as_matrix(tgt_emb, "bucc_mine tgt_emb"))
+    if (src_texts is None) != (tgt_texts is None):
+        raise XstiltsError("bucc_mine: give both src_texts and tgt_texts, or neither")
+    x = np.array(_as_matrix(src_emb, "bucc_mine src_emb"), dtype=np.float32, order="C", copy=True)
+    y = np.array(_as_matrix(tgt_emb, "bucc_mine tgt_emb"), dtype=np.float32, order="C", copy=True)
     _check_same_dim(x, y, "bucc_mine")
     if len(src_ids) != x.shape[0] or len(tgt_ids) != y.shape[0]:
         raise XstiltsError(
             f"bucc_mine: {len(src_ids)} src ids for {x.shape[0]} embeddings, "
             f"{len(tgt_ids)} tgt ids for {y.shape[0]} embeddings"
         )
+    if src_texts is not None:
+        x, src_keys = _unify_texts(x, src_texts, "src")
+        y, tgt_keys = _unify_texts(y, tgt_texts, "tgt")
+        src_map, tgt_map = _text_to_id(src_texts, src_ids), _text_to_id(tgt_texts, tgt_ids)
+    else:
+        src_keys, tgt_keys = list(src_ids), list(tgt_ids)
+        src_map = tgt_map = None
+    faiss.normalize_L2(x)
+    faiss.normalize_L2(y)
 
     x2y_sim, x2y_ind = _knn_ip(x, y, min(k, y.shape[0]))
     y2x_sim, y2x_ind = _knn_ip(y, x, min(k, x.shape[0]))
-    x2y_mean = x2y_sim.astype(np.float64).mean(axis=1)
-    y2x_mean = y2x_sim.astype(np.float64).mean(axis=1)
-    xd, yd = x.astype(np.float64), y.astype(np.float64)
-
-    def score_candidates(a, b, cand, a_mean, b_mean):
-        cos = np.einsum("id,ijd->ij", a, b[cand])
-        return cos / ((a_mean[:, None] + b_mean[cand]) / 2)
-
-    fwd_scores = score_candidates(xd, yd, x2y_ind, x2y_mean, y2x_mean)
-    bwd_scores = score_candidates(yd, xd, y2x_ind, y2x_mean, x2y_mean)
+    x2y_mean, y2x_mean = x2y_sim.mean(axis=1), y2x_sim.mean(axis=1)
+    fwd_scores = _margin_scores(x, y, x2y_ind, x2y_mean, y2x_mean)
+    bwd_scores = _margin_scores(y, x, y2x_ind, y2x_mean, x2y_mean)
     fwd_best = x2y_ind[np.arange(x.shape[0]), fwd_scores.argmax(axis=1)]
     bwd_best = y2x_ind[np.arange(y.shape[0]), bwd_scores.argmax(axis=1)]
-    fwd_max = fwd_scores.max(axis=1)
-    bwd_max = bwd_scores.max(axis=1)
+    fwd_max, bwd_max = fwd_scores.max(axis=1), bwd_scores.max(axis=1)
 
+    mined: list[tuple[int, int, float]]
     if mode == "forward":
-        return [(src_ids[i], tgt_ids[j], float(fwd_max[i])) for i, j in enumerate(fwd_best)]
-    if mode == "backward":
-        return [(src_ids[i], tgt_ids[j], float(bwd_max[j])) for j, i in enumerate(bwd_best)]
-    if mode == "intersection":
-        return [
-            (src_ids[i], tgt_ids[j], float(fwd_max[i]))
-            for i, j in enumerate(fwd_best)
-            if bwd_best[j] == i
-        ]
-    # mode == "max"
-    src_idx = np.concatenate((np.arange(x.shape[0]), bwd_best))
-    tgt_idx = np.concatenate((fwd_best, np.arange(y.shape[0])))
-    scores = np.concatenate((fwd_max, bwd_max))
-    seen_src: set[int] = set()
-    seen_tgt: set[int] = set()
-    out = []
-    for i in np.argsort(-scores, kind="stable"):
-        s, t = int(src_idx[i]), int(tgt_idx[i])
-        if s not in seen_src and t not in seen_tgt:
-            seen_src.add(s)
-            seen_tgt.add(t)
-            if scores[i] > 0:
-                out.append((src_ids[s], tgt_ids[t], float(scores[i])))
-    return out
+        mined = [(i, int(j), float(fwd_max[i])) for i, j in enumerate(fwd_best)]
+    elif mode == "backward":
+        mined = [(int(i), j, float(bwd_max[j])) for j, i in enumerate(bwd_best)]
+    elif mode == "intersection":
+        mined = [(i, int(j), float(fwd_max[i])) for i, j in enumerate(fwd_best) if bwd_best[j] == i]
+    else:  # max
+        src_idx = np.concatenate((np.arange(x.shape[0]), bwd_best))
+        tgt_idx = np.concatenate((fwd_best, np.arange(y.shape[0])))
+        scores = np.concatenate((fwd_max, bwd_max))
+        seen_src: set[int] = set()
+        seen_tgt: set[int] = set()
+        mined = []
+        for i in np.argsort(-scores):  # LASER's (default-kind) sort
+            s, t = int(src_idx[i]), int(tgt_idx[i])
+            if s not in seen_src and t not in seen_tgt:
+                seen_src.add(s)
+                seen_tgt.add(t)
+                if scores[i] > 0:
+                    mined.append((s, t, float(scores[i])))
+    if src_map is None:
+        return [(src_keys[s], tgt_keys[t], score) for s, t, score in mined]
+    cand: dict[tuple[Hashable, Hashable], float] = {}
+    for s, t, score in mined:
+        if src_keys[s] in src_map and tgt_keys[t] in tgt_map:
+            key = (src_map[src_keys[s]], tgt_map[tgt_keys[t]])
+            cand[key] = max(score, cand.get(key, score))
+    return [(s, t, score) for (s, t), score in cand.items()]
 
 
 def _candidate_scores(

@@ -76,8 +76,10 @@ def evaluate(spec, split: str, lang: str, path_of, embed, *, limit: int | None =
         def mine(s):
             d = readers.read_bucc(path_of(s, lang), path_of(f"{s}_target", lang), path_of(f"{s}_gold", lang))
             sid, tid = list(d["source"]), list(d["target"])
-            pairs = metrics.bucc_mine(embed([d["source"][i] for i in sid], f"{s}-{lang}-src"),
-                                      embed([d["target"][i] for i in tid], f"{s}-{lang}-tgt"), sid, tid, k=4, mode="max")
+            stext, ttext = [d["source"][i] for i in sid], [d["target"][i] for i in tid]
+            # as XTREME: identical texts merged before mining, texts under two ids dropped
+            pairs = metrics.bucc_mine(embed(stext, f"{s}-{lang}-src"), embed(ttext, f"{s}-{lang}-tgt"), sid, tid,
+                                      k=4, mode="max", src_texts=stext, tgt_texts=ttext)
             return pairs, d["gold"]
         dev_pairs, dev_gold = mine("dev")
         threshold, _ = metrics.bucc_best_threshold(dev_pairs, dev_gold)
