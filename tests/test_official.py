@@ -260,3 +260,124 @@ def test_bucc_mining_threshold_f1_equal_official():
     # mining over ids (no text merging) is not the official procedure: other candidates
     by_id = M.bucc_mine(x, y, sid, tid, k=4, mode="max")
     assert len(by_id) != want["n_candidates_with_ids"]
+
+
+# --------------------------------------------------------------------------- #
+# QA: SQuAD v1.1 (XQuAD, TyDiQA), MLQA, SQuAD v2.0
+# --------------------------------------------------------------------------- #
+
+
+def _qa_predictions(data, missing_every=17, v2=False):
+    """Deterministic perturbed predictions for a SQuAD-format ``data`` list."""
+    preds, q = {}, 0
+    for art in data:
+        for p in art["paragraphs"]:
+            ctx = p["context"]
+            for qa in p["qas"]:
+                a = qa["answers"][0]["text"] if qa["answers"] else ""
+                s = qa["answers"][0]["answer_start"] if qa["answers"] else 0
+                m = q % 6
+                q += 1
+                if missing_every and (q - 1) % missing_every == 0:
+                    continue
+                if v2 and not qa["answers"]:
+                    preds[qa["id"]] = "" if (q // 4) % 2 == 0 else ctx[:15]
+                    continue
+                if m == 0:
+                    pred = a
+                elif m == 1:
+                    pred = " ".join(a.split()[1:]) or a
+                elif m == 2:
+                    pred = "The " + a + "."
+                elif m == 3:
+                    pred = ctx[max(0, s - 12): s + len(a)]
+                elif m == 4:
+                    pred = ctx[s + len(a): s + len(a) + 20]
+                else:
+                    pred = a.upper() + " ," if not v2 else ""
+                preds[qa["id"]] = pred
+    return preds
+
+
+def _make_v2(data):
+    """Every 4th question unanswerable (answers emptied)."""
+    import copy
+
+    data, q = copy.deepcopy(data), 0
+    for art in data:
+        for p in art["paragraphs"]:
+            for qa in p["qas"]:
+                if q % 4 == 1:
+                    qa["answers"] = []
+                q += 1
+    return data
+
+
+def _na_probs_for(data):
+    """Tied no-answer probabilities (multiples of 0.1), listed in REVERSE question order."""
+    qids = [qa["id"] for art in data for p in art["paragraphs"] for qa in p["qas"]]
+    return {qid: round(((i * 37) % 10) / 10, 1) for i, qid in reversed(list(enumerate(qids)))}
+
+
+def _references(data):
+    return {qa["id"]: [a["text"] for a in qa["answers"]] for art in data for p in art["paragraphs"] for qa in p["qas"]}
+
+
+QA_FILES = {"xquad.de": "xquad/xquad.de.json", "xquad.zh": "xquad/xquad.zh.json", "xquad.ar": "xquad/xquad.ar.json",
+            "tydiqa.fi": "tydiqa/dev/tydiqa.goldp.fi.dev.json", "tydiqa.ko": "tydiqa/dev/tydiqa.goldp.ko.dev.json"}
+
+
+def _load_data(rel):
+    return json.loads((DATA / rel).read_text(encoding="utf-8"))["data"]
+
+
+def test_squad_v1_and_mlqa_equal_official():
+    _need_data()
+    want = _official("qa.json")["official"]
+    for name, rel in QA_FILES.items():
+        data = _load_data(rel)
+        got = M.squad_v1(_qa_predictions(data), _references(data))
+        for key in ("exact_match", "f1"):
+            assert got[key] == pytest.approx(want["squad_v1"][name][key] / 100, abs=TOL, rel=0), (name, key)
+    for lang, official in want["mlqa"].items():
+        data = _load_data(f"mlqa/dev/dev-context-{lang}-question-{lang}.json")
+        got = M.mlqa(_qa_predictions(data), _references(data), lang)
+        for key in ("exact_match", "f1"):
+            assert got[key] == pytest.approx(official[key] / 100, abs=TOL, rel=0), (lang, key)
+
+
+@pytest.mark.parametrize("src", ["en", "de"])
+def test_squad_v2_equals_official_evaluate_v2(src):
+    _need_data()
+    want = _official("qa.json")["official"]["squad_v2"]
+    data = _make_v2(_load_data(f"xquad/xquad.{src}.json"))
+    preds, refs, na = _qa_predictions(data, missing_every=0, v2=True), _references(data), _na_probs_for(data)
+    for thresh in (1.0, 0.45):
+        official = want[f"xquad.{src}@{thresh}"]
+        got = M.squad_v2(preds, refs, na_probs=na, na_prob_thresh=thresh)
+        for key, value in official.items():
+            if key.endswith("total") or key.endswith("_thresh"):
+                assert got[key] == value, key
+            else:
+                assert got[key] == pytest.approx(value / 100, abs=TOL, rel=0), (thresh, key)
+
+
+def test_squad_v2_best_threshold_ties_follow_the_na_probs_order():
+    """evaluate-v2.0.py keeps its na_prob file's order among tied probabilities; so does xstilts."""
+    _need_data()
+    official = _official("qa.json")["official"]["squad_v2"]["xquad.en@1.0"]
+    data = _make_v2(_load_data("xquad/xquad.en.json"))
+    preds, refs, na = _qa_predictions(data, missing_every=0, v2=True), _references(data), _na_probs_for(data)
+    in_question_order = {q: na[q] for q in refs}  # same probabilities, other order among ties
+    got = M.squad_v2(preds, refs, na_probs=in_question_order)
+    assert abs(got["best_exact"] - official["best_exact"] / 100) > 1e-4
+    assert M.squad_v2(preds, refs, na_probs=na)["best_exact"] == pytest.approx(official["best_exact"] / 100,
+                                                                               abs=TOL, rel=0)
+
+
+def test_squad_v2_missing_question_scores_zero_documented_deviation():
+    """The official script fails (KeyError) on a prediction file missing questions; xstilts scores them 0."""
+    refs = {"q1": ["Paris"], "q2": []}
+    got = M.squad_v2({"q1": "Paris"}, refs)
+    assert got["total"] == 2 and got["exact"] == 0.5 and got["NoAns_exact"] == 0.0
+    assert "Deviation" in M.squad_v2.__doc__ and "KeyError" in M.squad_v2.__doc__

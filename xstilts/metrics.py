@@ -194,7 +194,7 @@ def _v2_find_best_thresh(
     """``find_best_thresh`` of evaluate-v2.0.py, returning a fraction."""
     cur = best = float(sum(1 for v in has_ans.values() if not v))
     best_thresh = 0.0
-    for qid in sorted(na_probs, key=lambda k: na_probs[k]):
+    for qid in sorted(na_probs, key=lambda k: na_probs[k]):  # stable: ties keep na_probs' order
         if qid not in scores:
             continue
         if has_ans[qid]:
@@ -222,9 +222,19 @@ def squad_v2(
     normalises to empty, e.g. ``"The"``) means "no answer". F1 of no-answer
     against no-answer is 1, against a real answer 0.
 
-    Deviation: a question without a prediction scores 0 and stays in every
-    denominator (the official script drops it from ``total`` but then fails on
-    the HasAns/NoAns subsets); this matches SQuAD v1.1 and MLQA.
+    Deviation (deliberate, documented): a question without a prediction
+    scores 0 (as "no answer" for the best-threshold search) and stays in every
+    denominator. The official script prints "Missing prediction", drops it
+    from ``total`` and then fails with a KeyError on the HasAns/NoAns subsets,
+    i.e. a prediction file missing questions is an error there. With every
+    question predicted the two agree exactly (differential test in
+    ``tests/test_official.py``). Scoring missing questions 0 matches SQuAD
+    v1.1 and MLQA.
+
+    Best-threshold ties: ``find_best_thresh`` walks the questions sorted by
+    no-answer probability with a stable sort over the ``na_probs`` mapping's
+    own order (the official na_prob file's order), so pass ``na_probs`` in
+    that order; questions it lacks follow at 0.0.
 
     Args:
         predictions: question id -> predicted answer ("" = no answer).
@@ -260,7 +270,11 @@ def squad_v2(
         )
         f1_raw[qid] = max(_v2_f1(g, pred) for g in gold_answers)
 
-    probs = {qid: float((na_probs or {}).get(qid, 0.0)) for qid in references}
+    # evaluate-v2.0.py's best-threshold search sorts its na_prob FILE's keys stably by value, so exact
+    # ties keep the file's order: keep the caller's order (then any question it lacks, at 0.0).
+    given = [q for q in (na_probs or {}) if q in has_ans]
+    order = given + [q for q in references if q not in (na_probs or {})]
+    probs = {qid: float((na_probs or {}).get(qid, 0.0)) for qid in order}
 
     def thresholded(raw: Mapping[Hashable, float]) -> dict[Hashable, float]:
         out = {}
