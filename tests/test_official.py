@@ -381,3 +381,50 @@ def test_squad_v2_missing_question_scores_zero_documented_deviation():
     got = M.squad_v2({"q1": "Paris"}, refs)
     assert got["total"] == 2 and got["exact"] == 0.5 and got["NoAns_exact"] == 0.0
     assert "Deviation" in M.squad_v2.__doc__ and "KeyError" in M.squad_v2.__doc__
+
+
+# --------------------------------------------------------------------------- #
+# Accuracy and mAP@20
+# --------------------------------------------------------------------------- #
+
+
+def test_accuracy_equals_official():
+    import csv
+
+    _need_data()
+    want = _official("accuracy_lareqa.json")["official"]["accuracy"]
+    for name, rel in (("xnli.test-de", "xnli/test-de.tsv"), ("pawsx.test-zh", "pawsx/test-zh.tsv")):
+        with open(DATA / rel, newline="", encoding="utf-8") as f:
+            labels = [r[2] for r in csv.reader(f, delimiter="\t")]
+        vocab = sorted(set(labels))
+        preds = [vocab[(vocab.index(g) + 1) % len(vocab)] if i % 7 in (1, 4) else g for i, g in enumerate(labels)]
+        assert M.accuracy(preds, labels) == pytest.approx(want[name] / 100, abs=TOL, rel=0), name
+
+
+def _lareqa_case(langs=("de", "zh", "ar")):
+    from xstilts.readers import read_xquad_r
+
+    pool, relevant, questions = [], {}, {}
+    for lang in langs:
+        d = read_xquad_r(DATA / "lareqa" / "xquad-r" / f"{lang}.json.gz", id_prefix=f"{lang}:")
+        pool += d["sentences"]
+        for q in d["questions"]:
+            relevant.setdefault(q["id"], set()).update(q["answer_sentence_ids"])
+        questions[lang] = d["questions"]
+    return pool, relevant, questions
+
+
+def test_map_at_20_equals_official_lareqa():
+    """mAP@20 on the official ranking (numpy argsort of the dot products, reversed) of real XQuAD-R."""
+    import numpy as np
+
+    _need_data()
+    want = _official("accuracy_lareqa.json")["official"]["lareqa"]
+    pool, relevant, questions = _lareqa_case()
+    cand = _signed_trigrams([s["text"] for s in pool], 64)
+    ids = [s["id"] for s in pool]
+    for lang, official in want.items():
+        query = _signed_trigrams([q["question"] for q in questions[lang]], 64)
+        rankings = [[ids[j] for j in (q @ cand.T).argsort()[::-1][:20]] for q in query]
+        got = M.map_at_k(rankings, [relevant[q["id"]] for q in questions[lang]], k=20)
+        assert got == pytest.approx(official / 100, abs=TOL, rel=0), lang
