@@ -577,3 +577,132 @@ def test_readers_registry():
     for name, fn in R.READERS.items():
         assert callable(fn), name
     assert R.READERS["xnli"] is R.read_xnli and R.READERS["udpos"] is R.read_udpos
+
+
+# ---------------------------------------------------------------- damaged copies of real files (issue 12)
+# One defect per file, every other line real; each must be an error naming file, line and field, from the
+# reader and from `xstilts data check` (rc 2, message on stderr).
+
+
+def _damaged(data: Path, tmp_path: Path, rel: str, edit) -> Path:
+    """A copy of the real ``rel`` under ``tmp_path/data`` with ``edit(text) -> text`` applied."""
+    raw = (data / rel).read_bytes()
+    text = (gzip.decompress(raw) if rel.endswith(".gz") else raw).decode("utf-8")
+    out = tmp_path / "data" / rel
+    out.parent.mkdir(parents=True, exist_ok=True)
+    body = edit(text).encode("utf-8")
+    out.write_bytes(gzip.compress(body) if rel.endswith(".gz") else body)
+    return out
+
+
+def _on_line(n: int, fn):
+    """An edit applying ``fn`` to line ``n`` (1-based, without its line end)."""
+    def edit(text):
+        lines = text.split("\n")
+        cr = lines[n - 1].endswith("\r")
+        lines[n - 1] = fn(lines[n - 1].rstrip("\r")) + ("\r" if cr else "")
+        return "\n".join(lines)
+    return edit
+
+
+def _json_line(fn):
+    def edit(line):
+        obj = json.loads(line)
+        fn(obj)
+        return json.dumps(obj, ensure_ascii=False)
+    return edit
+
+
+def _squad(fn):
+    def edit(text):
+        doc = json.loads(text)
+        fn(doc)
+        return json.dumps(doc, ensure_ascii=False)
+    return edit
+
+
+def _column(i: int, value: str):
+    return lambda line: "\t".join(value if k == i else x for k, x in enumerate(line.split("\t")))
+
+
+def _data_check(tmp_path: Path, task: str, capsys) -> tuple[int, str]:
+    from xstilts.cli import main
+
+    capsys.readouterr()
+    rc = main(["data", "check", str(tmp_path / "data"), "--tasks", task])
+    return rc, capsys.readouterr().err
+
+
+def _fails_located(tmp_path, task, capsys, where: str, field: str | None = None) -> str:
+    rc, err = _data_check(tmp_path, task, capsys)
+    assert rc == 2 and where in err and "Traceback" not in err, err
+    assert field is None or f"field '{field}'" in err, err
+    return err
+
+
+def test_real_empty_premise_and_hypothesis(data, tmp_path, capsys):
+    p = _damaged(data, tmp_path, "xnli/dev-en.tsv", _on_line(10, _column(0, "")))
+    e = _raises(R.read_xnli, p)
+    assert (e.line, e.field) == (10, "premise") and "dev-en.tsv:10:" in str(e)
+    st = R.ReadStats()
+    assert len(R.read_xnli(p, skip_invalid=True, stats=st)) == 2489 and st.skipped == 1
+    _fails_located(tmp_path, "xnli", capsys, "dev-en.tsv:10:", "premise")
+    p = _damaged(data, tmp_path, "pawsx/dev-de.tsv", _on_line(20, _column(1, "  ")))
+    e = _raises(R.read_pawsx, p)
+    assert (e.line, e.field) == (20, "sentence2") and "whitespace" in str(e)
+
+
+def test_real_empty_premise_question_choice_jsonl(data, tmp_path, capsys):
+    p = _damaged(data, tmp_path, "xcopa/data/et/val.et.jsonl", _on_line(5, _json_line(lambda o: o.update(premise=""))))
+    e = _raises(R.read_xcopa, p)
+    assert (e.line, e.field) == (5, "premise")
+    _fails_located(tmp_path, "xcopa", capsys, "val.et.jsonl:5:", "premise")
+    p = _damaged(data, tmp_path, "siqa/v1.4/socialIQa_v1.4_tst.jsonl",
+                 _on_line(3, _json_line(lambda o: o.update(question=""))))
+    assert (_raises(R.read_siqa, p).line, _raises(R.read_siqa, p).field) == (3, "question")
+    p = _damaged(data, tmp_path, "hellaswag/hellaswag_val.jsonl.gz",
+                 _on_line(8, _json_line(lambda o: o["endings"].__setitem__(2, ""))))
+    e = _raises(R.read_hellaswag, p)
+    assert (e.line, e.field) == (8, "endings[2]")
+
+
+def test_real_empty_squad_question(data, tmp_path, capsys):
+    p = _damaged(data, tmp_path, "xquad/xquad.de.json",
+                 _squad(lambda d: d["data"][1]["paragraphs"][2]["qas"][0].update(question="")))
+    e = _raises(R.read_xquad, p)
+    assert e.field == "data[1].paragraphs[2].qas[0].question" and e.line is None
+    _fails_located(tmp_path, "xquad", capsys, "xquad.de.json:", "data[1].paragraphs[2].qas[0].question")
+
+
+def test_real_empty_bucc_sentence(data, tmp_path):
+    p = _damaged(data, tmp_path, "bucc2018/zh-en.dev.en", _on_line(30, lambda line: line.split("\t")[0] + "\t"))
+    e = _raises(R.read_bucc, data / "bucc2018/zh-en.dev.zh", p)
+    assert (e.line, e.field) == (30, "sentence") and "zh-en.dev.en:30:" in str(e)
+
+
+def test_real_blank_line_inside_tsv(data, tmp_path, capsys):
+    p = _damaged(data, tmp_path, "pawsx/test-zh.tsv", _on_line(5, lambda line: line + "\r\n"))
+    e = _raises(R.read_pawsx, p)
+    assert e.line == 6 and "blank line" in str(e)
+    st = R.ReadStats()
+    assert len(R.read_pawsx(p, skip_invalid=True, stats=st)) == 2000 and st.skipped == 1
+    _fails_located(tmp_path, "pawsx", capsys, "test-zh.tsv:6:")
+    # blank lines after the last record are not an error
+    p.write_bytes((data / "pawsx/test-zh.tsv").read_bytes() + b"\r\n\r\n")
+    assert len(R.read_pawsx(p)) == 2000
+
+
+def test_real_empty_file(data, tmp_path, capsys):
+    p = _damaged(data, tmp_path, "xcopa/data/et/val.et.jsonl", lambda text: "")
+    assert "empty file" in str(_raises(R.read_xcopa, p))
+    err = _fails_located(tmp_path, "xcopa", capsys, "val.et.jsonl:")
+    assert "empty file" in err
+    p = _damaged(data, tmp_path, "udpos/dev-de.tsv.gz", lambda text: "\n\n")  # a valid gzip of blank lines
+    assert "empty file" in str(_raises(R.read_udpos, p))
+
+
+def test_real_null_label_in_training_file(data, tmp_path, capsys):
+    p = _damaged(data, tmp_path, "xcopa/copa_en/train-en.jsonl", _on_line(12, _json_line(lambda o: o.update(label=None))))
+    e = _raises(R.read_copa, p)
+    assert (e.line, e.field) == (12, "label")
+    _fails_located(tmp_path, "copa", capsys, "train-en.jsonl:12:", "label")

@@ -173,10 +173,15 @@ def _read_bytes(path: Path) -> bytes:
     except OSError as e:
         raise DataError(path, None, None, f"cannot read: {e.strerror or e}") from None
     if path.name.endswith(".gz") or raw[:2] == b"\x1f\x8b":
+        if not raw:
+            raise DataError(path, None, None, "zero-byte .gz file: not a valid gzip file (an interrupted download "
+                                              "or copy?)")
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as e:
             raise DataError(path, None, None, f"not a valid gzip file: {e}") from None
+    if not raw.lstrip(b"\xef\xbb\xbf").strip():
+        raise DataError(path, None, None, "empty file: no records" + (" (only blank lines)" if raw else ""))
     return raw
 
 
@@ -272,9 +277,16 @@ def _json_document(ctx: _Ctx) -> Any:
 
 
 def _csv_rows(ctx: _Ctx, lines: _Lines, **fmt) -> Iterator[tuple[int, list[str]]]:
-    """(first line of the record, row) for each non-empty csv row; rows touching bad lines are skipped."""
+    """(first line of the record, row) for each non-empty csv row; rows touching bad lines are skipped.
+
+    A blank line between records is a bad record (blank lines at the end of the
+    file are not). A record the csv module cannot parse is fatal and reported
+    at the line where it starts: a quote that is never closed swallows the
+    lines after it, so the parser fails far below the real defect.
+    """
     reader = csv.reader(iter(lines.lines), **fmt)
     end = 0
+    blank = None
     while True:
         start = end + 1
         try:
@@ -282,12 +294,20 @@ def _csv_rows(ctx: _Ctx, lines: _Lines, **fmt) -> Iterator[tuple[int, list[str]]
         except StopIteration:
             return
         except csv.Error as e:
-            raise ctx.error(reader.line_num, None, f"malformed CSV/TSV: {e}") from None
+            hint = ""
+            if lines.lines[start - 1].lstrip(" ").startswith('"') or '\t"' in lines.lines[start - 1]:
+                hint = "; a quoted field starting on this line is never closed (unterminated quote?)"
+            raise ctx.error(start, None, f"malformed CSV/TSV record starting here (the parser gave up at line "
+                                         f"{reader.line_num}: {e}){hint}") from None
         end = reader.line_num
         if not lines.check(start, end):
             continue
         if not row or row == [""] or (len(row) == 1 and not row[0].strip()):
-            continue  # blank line
+            blank = start if blank is None else blank
+            continue
+        if blank is not None:
+            ctx.bad(ctx.error(blank, None, "blank line between records"))
+            blank = None
         yield start, row
 
 
@@ -313,6 +333,14 @@ def _get(obj: dict, key: str, kind: type | tuple = str, where: str = "") -> Any:
     elif not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise _Bad(name, f"expected {names}, got {type(value).__name__} {_short(value)}")
+    return value
+
+
+def _text(obj: dict, key: str, where: str = "") -> str:
+    """A required text field: a string with something besides whitespace in it."""
+    value = _get(obj, key, str, where)
+    if not value.strip():
+        raise _Bad(where + key, "empty" if not value else f"only whitespace ({value!r})")
     return value
 
 
@@ -357,13 +385,15 @@ def _records(ctx: _Ctx, items: Iterable[tuple[int, Any]], convert: Callable[[Any
 
 
 def read_pair_tsv(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
-                  labels: Iterable[str] | None = None) -> list[dict]:
+                  labels: Iterable[str] | None = None,
+                  columns: tuple[str, str, str] = ("text_a", "text_b", "label")) -> list[dict]:
     r"""XTREME-format sentence-pair TSV: ``text_a<TAB>text_b<TAB>label``, no header.
 
     Written by Python's ``csv.writer(delimiter="\t")``: CRLF line ends, fields
     containing ``"`` quoted with doubled quotes; read back with the csv module
     (strict quoting), so a quoted field may even span lines. The line reported
-    for a bad row is the row's first line.
+    for a bad row is the row's first line; errors name fields by ``columns``.
+    Both texts must be non-empty; a blank line between rows is an error.
     """
     ctx = _Ctx(path, skip_invalid, stats)
     labels = tuple(labels) if labels is not None else None
@@ -371,8 +401,10 @@ def read_pair_tsv(path, *, skip_invalid: bool = False, stats: ReadStats | None =
 
     def convert(row):
         if len(row) != 3:
-            raise _Bad(None, f"expected 3 tab-separated columns (text_a, text_b, label), got {len(row)}")
-        return {"text_a": row[0], "text_b": row[1], "label": _check_label(row[2].strip(), labels)}
+            raise _Bad(None, f"expected 3 tab-separated columns ({', '.join(columns)}), got {len(row)}")
+        record = dict(zip(columns, row))
+        return {"text_a": _text(record, columns[0]), "text_b": _text(record, columns[1]),
+                "label": _check_label(row[2].strip(), labels, columns[2])}
 
     return _records(ctx, _csv_rows(ctx, lines, delimiter="\t", strict=True), convert)
 
@@ -380,13 +412,15 @@ def read_pair_tsv(path, *, skip_invalid: bool = False, stats: ReadStats | None =
 def read_xnli(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
               labels: Iterable[str] | None = NLI_LABELS) -> list[dict]:
     """XNLI in XTREME format (``premise, hypothesis, label``); see :func:`read_pair_tsv`."""
-    return read_pair_tsv(path, skip_invalid=skip_invalid, stats=stats, labels=labels)
+    return read_pair_tsv(path, skip_invalid=skip_invalid, stats=stats, labels=labels,
+                         columns=("premise", "hypothesis", "label"))
 
 
 def read_pawsx(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
                labels: Iterable[str] | None = PAWSX_LABELS) -> list[dict]:
     """PAWS-X in XTREME format (``sentence1, sentence2, label`` with label "0"/"1")."""
-    return read_pair_tsv(path, skip_invalid=skip_invalid, stats=stats, labels=labels)
+    return read_pair_tsv(path, skip_invalid=skip_invalid, stats=stats, labels=labels,
+                         columns=("sentence1", "sentence2", "label"))
 
 
 def read_qqp(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
@@ -412,7 +446,9 @@ def read_qqp(path, *, skip_invalid: bool = False, stats: ReadStats | None = None
     def convert(row):
         if len(row) != len(header):
             raise _Bad(None, f"expected {len(header)} tab-separated columns, got {len(row)}")
-        return {"text_a": row[i1], "text_b": row[i2], "label": _check_label(row[il].strip(), labels, "is_duplicate")}
+        record = dict(zip(header, row))
+        return {"text_a": _text(record, "question1"), "text_b": _text(record, "question2"),
+                "label": _check_label(row[il].strip(), labels, "is_duplicate")}
 
     return _records(ctx, rows, convert)
 
@@ -428,7 +464,7 @@ def read_mnli(path, *, skip_invalid: bool = False, stats: ReadStats | None = Non
     labels = tuple(labels) if labels is not None else None
 
     def convert(obj):
-        a, b, gold = _get(obj, "sentence1"), _get(obj, "sentence2"), _get(obj, "gold_label")
+        a, b, gold = _text(obj, "sentence1"), _text(obj, "sentence2"), _get(obj, "gold_label")
         if gold == "-":
             ctx.stats.no_gold += 1
             return None
@@ -448,8 +484,8 @@ def read_anli(path, *, skip_invalid: bool = False, stats: ReadStats | None = Non
     labels = tuple(labels) if labels is not None else None
 
     def convert(obj):
-        premise = _get(obj, "premise") if "premise" in obj or "context" not in obj else _get(obj, "context")
-        hyp, raw = _get(obj, "hypothesis"), _get(obj, "label")
+        premise = _text(obj, "premise") if "premise" in obj or "context" not in obj else _text(obj, "context")
+        hyp, raw = _text(obj, "hypothesis"), _get(obj, "label")
         label = ANLI_LABELS.get(raw, raw)
         if label not in NLI_LABELS:
             raise _Bad("label", f"unknown label {raw!r}; expected e, n or c")
@@ -473,8 +509,8 @@ def read_copa(path, *, skip_invalid: bool = False, stats: ReadStats | None = Non
         q = _get(obj, "question")
         if q not in COPA_QUESTIONS:
             raise _Bad("question", f"expected 'cause' or 'effect', got {q!r}")
-        return {"context": _get(obj, "premise"), "question": COPA_QUESTIONS[q],
-                "choices": [_get(obj, "choice1"), _get(obj, "choice2")],
+        return {"context": _text(obj, "premise"), "question": COPA_QUESTIONS[q],
+                "choices": [_text(obj, "choice1"), _text(obj, "choice2")],
                 "label": _int_label(_get(obj, "label", (int, str)), 2)}
 
     return _records(ctx, _jsonl(ctx), convert)
@@ -521,8 +557,8 @@ def read_siqa(path, *, skip_invalid: bool = False, stats: ReadStats | None = Non
     out = []
     for n, obj in _jsonl(ctx, lines):
         try:
-            ex = {"context": _get(obj, "context"), "question": _get(obj, "question"),
-                  "choices": [_get(obj, "answerA"), _get(obj, "answerB"), _get(obj, "answerC")]}
+            ex = {"context": _text(obj, "context"), "question": _text(obj, "question"),
+                  "choices": [_text(obj, "answerA"), _text(obj, "answerB"), _text(obj, "answerC")]}
             if "correct" in obj:
                 c = _get(obj, "correct")
                 if c not in ("A", "B", "C"):
@@ -554,8 +590,8 @@ def read_cosmosqa(path, *, skip_invalid: bool = False, stats: ReadStats | None =
     keys = ("context", "question", "answer0", "answer1", "answer2", "answer3", "label")
 
     def convert(obj):
-        return {"context": _get(obj, "context"), "question": _get(obj, "question"),
-                "choices": [_get(obj, f"answer{i}") for i in range(4)],
+        return {"context": _text(obj, "context"), "question": _text(obj, "question"),
+                "choices": [_text(obj, f"answer{i}") for i in range(4)],
                 "label": _int_label(_get(obj, "label", (int, str)), 4)}
 
     if not name.endswith(".csv"):
@@ -591,7 +627,7 @@ def read_commonsenseqa(path, *, skip_invalid: bool = False, stats: ReadStats | N
     def convert(obj):
         q = _get(obj, "question", (str, dict))
         if isinstance(q, dict):
-            stem = _get(q, "stem", str, "question.")
+            stem = _text(q, "stem", "question.")
             choices = _get(q, "choices", list, "question.")
             keys, texts = [], []
             for i, c in enumerate(choices):
@@ -600,13 +636,16 @@ def read_commonsenseqa(path, *, skip_invalid: bool = False, stats: ReadStats | N
                 keys.append(_get(c, "label", str, f"question.choices[{i}]."))
                 texts.append(_get(c, "text", str, f"question.choices[{i}]."))
         else:
-            stem = q
+            stem = _text(obj, "question")
             ch = _get(obj, "choices", dict)
             keys, texts = _get(ch, "label", list, "choices."), _get(ch, "text", list, "choices.")
             if len(keys) != len(texts) or not all(isinstance(t, str) for t in texts + keys):
                 raise _Bad("choices", f"expected equally long string lists, got {len(keys)} labels, {len(texts)} texts")
         if len(texts) < 2:
             raise _Bad("choices", f"expected at least 2 choices, got {len(texts)}")
+        for i, t in enumerate(texts):
+            if not t.strip():
+                raise _Bad(f"choices.text[{i}]" if not isinstance(q, dict) else f"question.choices[{i}].text", "empty")
         key = _get(obj, "answerKey")
         if key not in keys:
             raise _Bad("answerKey", f"unknown label {key!r}; choice labels are {', '.join(keys)}")
@@ -628,15 +667,20 @@ def read_hellaswag(path, *, skip_invalid: bool = False, stats: ReadStats | None 
     def convert(obj):
         if "activity_label" in obj:
             if "ctx" in obj:
-                c = _get(obj, "ctx")
+                c = _text(obj, "ctx")
             else:
                 c = (_get(obj, "ctx_a") + " " + _get(obj, "ctx_b")).strip()
+                if not c:
+                    raise _Bad("ctx_a", "empty (and so is ctx_b)")
             context = f"{_get(obj, 'activity_label')}: {c}"
         else:
-            context = _get(obj, "ctx")
+            context = _text(obj, "ctx")
         endings = _get(obj, "endings", list)
-        if len(endings) < 2 or not all(isinstance(e, str) for e in endings):
-            raise _Bad("endings", f"expected a list of at least 2 strings, got {_short(endings)}")
+        if not all(isinstance(e, str) for e in endings):
+            raise _Bad("endings", f"expected a list of strings, got {_short(endings)}")
+        for i, e in enumerate(endings):
+            if not e.strip():
+                raise _Bad(f"endings[{i}]", "empty")
         return {"context": context, "question": "", "choices": list(endings),
                 "label": _int_label(_get(obj, "label", (int, str)), len(endings))}
 
@@ -682,7 +726,7 @@ def read_squad(path, *, skip_invalid: bool = False, stats: ReadStats | None = No
             try:
                 if not isinstance(par, dict):
                     raise _Bad(where_p, "expected an object")
-                context = _get(par, "context", str, where_p + ".")
+                context = _text(par, "context", where_p + ".")
                 qas = _get(par, "qas", list, where_p + ".")
             except _Bad as b:
                 ctx.bad(ctx.error(None, b.fld, b.message))
@@ -714,7 +758,7 @@ def _squad_question(qa, context: str, where: str, strict_offsets: bool, require_
     if not isinstance(qa, dict):
         raise _Bad(where, "expected an object")
     qid = _get(qa, "id", (str, int), where + ".")
-    question = _get(qa, "question", str, where + ".")
+    question = _text(qa, "question", where + ".")
     impossible = qa.get("is_impossible", False)
     if not isinstance(impossible, bool):
         raise _Bad(where + ".is_impossible", f"expected true/false, got {impossible!r}")
@@ -727,7 +771,7 @@ def _squad_question(qa, context: str, where: str, strict_offsets: bool, require_
             w = f"{where}.answers[{k}]"
             if not isinstance(ans, dict):
                 raise _Bad(w, "expected an object with text and answer_start")
-            text = _get(ans, "text", str, w + ".")
+            text = _text(ans, "text", w + ".")
             start = _get(ans, "answer_start", int, w + ".")
             if start < 0 or context[start:start + len(text)] != text:
                 if strict_offsets:
@@ -958,6 +1002,8 @@ def _id_sentences(ctx: _Ctx) -> dict[str, str]:
         sid, sent = parts[0].strip(), parts[1]
         if not sid:
             ctx.bad(ctx.error(n, "id", "empty id"))
+        elif not sent.strip():
+            ctx.bad(ctx.error(n, "sentence", "empty"))
         elif sid in out:
             ctx.bad(ctx.error(n, "id", f"duplicate id {sid!r}"))
         else:
@@ -1030,7 +1076,7 @@ def read_xquad_r(path, *, skip_invalid: bool = False, stats: ReadStats | None = 
             try:
                 if not isinstance(par, dict):
                     raise _Bad(where, "expected an object")
-                context = _get(par, "context", str, where + ".")
+                context = _text(par, "context", where + ".")
                 sents = _get(par, "sentences", list, where + ".")
                 breaks = _get(par, "sentence_breaks", list, where + ".")
                 qas = _get(par, "qas", list, where + ".")
