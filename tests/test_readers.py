@@ -706,3 +706,46 @@ def test_real_null_label_in_training_file(data, tmp_path, capsys):
     e = _raises(R.read_copa, p)
     assert (e.line, e.field) == (12, "label")
     _fails_located(tmp_path, "copa", capsys, "train-en.jsonl:12:", "label")
+
+
+def test_real_siqa_blank_label_line(data, tmp_path, capsys):
+    _damaged(data, tmp_path, "siqa/dev.jsonl", lambda text: text)
+    p = _damaged(data, tmp_path, "siqa/dev-labels.lst", _on_line(50, lambda line: ""))
+    e = _raises(R.read_siqa, tmp_path / "data/siqa/dev.jsonl")
+    assert (e.path, e.line, e.field) == (str(p), 50, "label") and "empty" in str(e)
+    _fails_located(tmp_path, "siqa", capsys, "dev-labels.lst:50:", "label")
+
+
+def test_real_siqa_missing_labels_file_is_named(data, tmp_path, capsys):
+    p = _damaged(data, tmp_path, "siqa/dev.jsonl", lambda text: text)
+    e = _raises(R.read_siqa, p)
+    assert e.path == str(p.with_name("dev-labels.lst")) and "labels file not found" in str(e)
+    _fails_located(tmp_path, "siqa", capsys, "dev-labels.lst:")
+
+
+def test_zero_byte_gz_is_broken_not_absent(data, tmp_path, capsys):
+    p = tmp_path / "data" / "udpos" / "dev-de.tsv.gz"
+    p.parent.mkdir(parents=True)
+    p.write_bytes(b"")
+    assert "zero-byte .gz" in str(_raises(R.read_udpos, p))
+    assert "zero-byte .gz" in _fails_located(tmp_path, "udpos", capsys, "dev-de.tsv.gz:")
+
+
+def test_dangling_symlink_and_loop_are_broken_not_absent(data, tmp_path, capsys):
+    d = tmp_path / "data" / "xnli"
+    d.mkdir(parents=True)
+    (d / "dev-de.tsv").symlink_to(tmp_path / "elsewhere" / "dev-de.tsv")
+    e = _raises(R.read_xnli, d / "dev-de.tsv")
+    assert "broken symlink" in str(e) and e.path == str(d / "dev-de.tsv")
+    assert "broken symlink" in _fails_located(tmp_path, "xnli", capsys, "dev-de.tsv:")
+    (d / "dev-de.tsv").unlink()
+    (d / "dev-en.tsv").symlink_to("dev-en.tsv.loop")
+    (d / "dev-en.tsv.loop").symlink_to("dev-en.tsv")
+    assert "symlink loop" in str(_raises(R.read_xnli, d / "dev-en.tsv"))
+    assert "symlink loop" in _fails_located(tmp_path, "xnli", capsys, "dev-en.tsv")
+    # a real file reached through a good symlink is present and read
+    (d / "dev-en.tsv").unlink()
+    (d / "dev-en.tsv.loop").unlink()
+    (d / "dev-en.tsv").symlink_to(data / "xnli" / "dev-en.tsv")
+    rc, _ = _data_check(tmp_path, "xnli", capsys)
+    assert rc == 0 and R.file_present(d / "dev-en.tsv") and not R.file_present(d / "dev-fr.tsv")

@@ -70,6 +70,7 @@ def task_file(spec: TaskSpec, split: str, lang: str, data_dir) -> Path:
     """The file of one split and language: the first existing alternative (``.gz`` tried too).
 
     When none exists, the first alternative is returned so the error names it.
+    A dangling symlink or a symlink loop on the way is a DataError.
     """
     if split not in spec.files:
         raise ConfigError(f"task {spec.name!r} has no split {split!r} (it has: {', '.join(spec.files) or 'none'})")
@@ -81,9 +82,11 @@ def task_file(spec: TaskSpec, split: str, lang: str, data_dir) -> Path:
     for template in templates:
         rel = template.format(lang=lang, split=split, lang3=TATOEBA_CODES.get(lang, lang))
         paths.append(Path(rel) if Path(rel).is_absolute() else Path(data_dir or ".") / rel)
+    from .readers import file_present
+
     for path in paths:
         for candidate in (path, path.with_name(path.name + ".gz")):
-            if candidate.exists():
+            if file_present(candidate):  # a broken symlink raises: broken is not absent
                 return candidate
     return paths[0]
 

@@ -45,6 +45,7 @@ readers that return ``list[dict]``.
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import json
 import logging
@@ -59,7 +60,7 @@ from .errors import DataError
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "ReadStats", "shared_data_dir",
+    "ReadStats", "shared_data_dir", "file_present",
     "NLI_LABELS", "PAWSX_LABELS", "QQP_LABELS", "UPOS_TAGS", "PANX_TAGS",
     "read_xnli", "read_pawsx", "read_pair_tsv", "read_qqp", "read_mnli", "read_snli", "read_anli",
     "read_copa", "read_xcopa", "read_siqa", "read_cosmosqa", "read_commonsenseqa", "read_hellaswag",
@@ -162,7 +163,30 @@ class _Ctx:
 # ---------------------------------------------------------------- raw input
 
 
+def file_present(path) -> bool:
+    """Whether ``path`` exists. Absent is an answer; a broken file is an error.
+
+    A dangling symlink or a symlink loop raises :class:`DataError` naming the
+    link (``Path.exists`` would call both absent); so does a path that exists
+    but cannot be examined.
+    """
+    path = Path(path)
+    try:
+        os.stat(path)
+        return True
+    except (FileNotFoundError, NotADirectoryError):
+        if path.is_symlink():
+            raise DataError(path, None, None, f"broken symlink: it points to {os.readlink(path)!r}, "
+                                              f"which does not exist") from None
+        return False
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise DataError(path, None, None, "symlink loop: the link leads back to itself") from None
+        raise DataError(path, None, None, f"cannot access: {e.strerror or e}") from None
+
+
 def _read_bytes(path: Path) -> bytes:
+    file_present(path)  # a broken symlink is reported as one, not as a missing file
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -519,13 +543,15 @@ def read_copa(path, *, skip_invalid: bool = False, stats: ReadStats | None = Non
 read_xcopa = read_copa
 
 
-def _siqa_labels_path(path: Path) -> Path | None:
+def _siqa_labels_path(path: Path) -> tuple[Path | None, Path]:
+    """(the labels file beside ``path`` or None, the name it would have)."""
     name = path.name[:-3] if path.name.endswith(".gz") else path.name
     stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else Path(name).stem
-    for cand in (path.with_name(f"{stem}-labels.lst"), path.with_name(f"{stem}-labels.lst.gz")):
-        if cand.exists():
-            return cand
-    return None
+    expected = path.with_name(f"{stem}-labels.lst")
+    for cand in (expected, path.with_name(f"{stem}-labels.lst.gz")):
+        if file_present(cand):
+            return cand, expected
+    return None, expected
 
 
 def read_siqa(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
@@ -537,17 +563,22 @@ def read_siqa(path, *, skip_invalid: bool = False, stats: ReadStats | None = Non
     data lines (``labels_path``; by default ``<stem>-labels.lst`` beside the
     data file, as in the official ``dev.jsonl`` / ``dev-labels.lst``).
     Labels become 0/1/2. Different record / label counts raise DataError; a bad
-    label names the labels file and its line.
+    or empty label names the labels file and its line (blank lines at the end
+    of the labels file are ignored). Records without ``correct`` and no labels
+    file: a DataError naming the labels file that was looked for.
     """
     ctx = _Ctx(path, skip_invalid, stats)
     path = ctx.path
     lines = _Lines(ctx)
+    expected = None
     if labels_path is None:
-        labels_path = _siqa_labels_path(path)
+        labels_path, expected = _siqa_labels_path(path)
     gold: list[tuple[int, str]] = []
     pos: dict[int, int] = {}
     if labels_path is not None:
-        gold = [(n, s.strip()) for n, s in _Lines(_Ctx(labels_path, False, None)) if s.strip()]
+        gold = [(n, s.strip()) for n, s in _Lines(_Ctx(labels_path, False, None))]
+        while gold and not gold[-1][1]:
+            gold.pop()
         data = [n for n, s in enumerate(lines.lines, 1) if s.strip()]
         if len(gold) != len(data):
             line = gold[len(data)][0] if len(gold) > len(data) else (gold[-1][0] + 1 if gold else 1)
@@ -565,11 +596,14 @@ def read_siqa(path, *, skip_invalid: bool = False, stats: ReadStats | None = Non
                     raise _Bad("correct", f"unknown label {c!r}; expected A, B or C")
                 ex["label"] = "ABC".index(c)
             elif labels_path is None:
-                raise _Bad("correct", "no label: the record has no 'correct' field and no labels file "
-                                      "was found (pass labels_path=...)")
+                raise DataError(expected, None, None, f"labels file not found: the records of {path.name} (line {n} "
+                                                      f"on) have no 'correct' field, so their labels come from "
+                                                      f"{expected.name} beside it (or pass labels_path=...)")
             else:
                 ln, value = gold[pos[n]]
                 try:
+                    if not value:
+                        raise _Bad("label", "empty")
                     ex["label"] = _int_label(value, 3, base=1)
                 except _Bad as b:
                     ctx.bad(DataError(labels_path, ln, "label", f"{b.message} (expected 1, 2 or 3)"))
