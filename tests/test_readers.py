@@ -137,9 +137,13 @@ def test_tydiqa_goldp(data):
     assert total == 5077
     # the dev set has several reference answers per question for many questions
     assert any(len(e["answers"]["text"]) > 1 for e in rows)
-    train, st = _read(R.read_tydiqa, data / "tydiqa" / "train" / "tydiqa.goldp.en.train.json")
+    train_file = data / "tydiqa" / "train" / "tydiqa.goldp.en.train.json"
+    train, st = _read(R.read_tydiqa, train_file, duplicate_ids="rename")
     assert len(train) == 3696
-    # the XTREME English train split reuses small integers as ids (89 distinct); they are made unique
+    # the XTREME English train split reuses small integers as ids (89 distinct); for training they are made
+    # unique, by default (evaluation files: predictions are scored by id) a repeat is an error
+    e = _raises(R.read_tydiqa, train_file)
+    assert e.field == "data[2].paragraphs[0].qas[0].id" and "first at data[1].paragraphs[0].qas[0]" in str(e)
     assert st.duplicate_ids == 3696 - 89 and len({e["id"] for e in train}) == 3696
     assert train[1]["id"] == "0" and train[2]["id"] == "0~1"
 
@@ -749,3 +753,34 @@ def test_dangling_symlink_and_loop_are_broken_not_absent(data, tmp_path, capsys)
     (d / "dev-en.tsv").symlink_to(data / "xnli" / "dev-en.tsv")
     rc, _ = _data_check(tmp_path, "xnli", capsys)
     assert rc == 0 and R.file_present(d / "dev-en.tsv") and not R.file_present(d / "dev-fr.tsv")
+
+
+def test_real_duplicate_question_id(data, tmp_path, capsys):
+    def dup(doc):
+        doc["data"][2]["paragraphs"][1]["qas"][1]["id"] = doc["data"][0]["paragraphs"][0]["qas"][0]["id"]
+
+    p = _damaged(data, tmp_path, "xquad/xquad.de.json", _squad(dup))
+    e = _raises(R.read_xquad, p)
+    assert e.field == "data[2].paragraphs[1].qas[1].id" and "first at data[0].paragraphs[0].qas[0]" in str(e)
+    st = R.ReadStats()
+    assert len(R.read_xquad(p, skip_invalid=True, stats=st)) == 1189 and st.skipped == 1
+    _fails_located(tmp_path, "xquad", capsys, "xquad.de.json:", "data[2].paragraphs[1].qas[1].id")
+
+
+def test_tydiqa_train_ids_renamed_through_the_task(data):
+    from xstilts.data import load_examples
+    from xstilts.tasks import get
+
+    train = load_examples(get("tydiqa"), "train", "en", data)
+    assert len(train) == 3696 and len({e["id"] for e in train}) == 3696
+    assert len(load_examples(get("tydiqa"), "dev", "sw", data)) == 499
+
+
+def test_real_hellaswag_wrong_number_of_endings(data, tmp_path, capsys):
+    rel = "hellaswag/hellaswag_val.jsonl.gz"
+    p = _damaged(data, tmp_path, rel, _on_line(10, _json_line(lambda o: o["endings"].pop())))
+    e = _raises(R.read_hellaswag, p)
+    assert (e.line, e.field) == (10, "endings") and "expected a list of 4 strings, got 3" in str(e)
+    _fails_located(tmp_path, "hellaswag", capsys, "hellaswag_val.jsonl.gz:10:", "endings")
+    p = _damaged(data, tmp_path, rel, _on_line(11, _json_line(lambda o: o["endings"].append("and then?"))))
+    assert (_raises(R.read_hellaswag, p).line, _raises(R.read_hellaswag, p).field) == (11, "endings")

@@ -106,6 +106,12 @@ def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit
     if spec.format not in table:
         raise ConfigError(f"task {spec.name!r}: unknown format {spec.format!r}; known: {', '.join(sorted(table))}")
     kwargs = {"labels": spec.labels} if spec.labels and spec.family == "classification" else {}
+    from .readers import read_squad
+
+    if table[spec.format] is read_squad:
+        # predictions are scored by question id, so evaluation files need unique ids; a training file is never
+        # scored (XTREME's TyDiQA-GoldP English train reuses 89 ids for 3696 questions)
+        kwargs["duplicate_ids"] = "rename" if split == "train" else "error"
     examples = table[spec.format](path, skip_invalid=skip_invalid, **kwargs)
     required = REQUIRED_FIELDS[spec.family]
     for n, e in enumerate(examples, 1):

@@ -81,6 +81,8 @@ PANX_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
 COPA_QUESTIONS = {"cause": "What was the cause?", "effect": "What happened as a result?"}
 ANLI_LABELS = {"e": "entailment", "n": "neutral", "c": "contradiction"}
 
+HELLASWAG_ENDINGS = 4
+
 MAX_ERRORS_KEPT = 10
 
 
@@ -695,6 +697,8 @@ def read_hellaswag(path, *, skip_invalid: bool = False, stats: ReadStats | None 
       ``ctx`` already starts with the activity label;
     * official: ``{"activity_label", "ctx_a", "ctx_b", "ctx", "endings", "label", ...}``
       (``ctx`` is rebuilt from ``ctx_a`` + ``ctx_b`` when absent).
+
+    Every record has exactly :data:`HELLASWAG_ENDINGS` non-empty endings.
     """
     ctx = _Ctx(path, skip_invalid, stats)
 
@@ -710,8 +714,9 @@ def read_hellaswag(path, *, skip_invalid: bool = False, stats: ReadStats | None 
         else:
             context = _text(obj, "ctx")
         endings = _get(obj, "endings", list)
-        if not all(isinstance(e, str) for e in endings):
-            raise _Bad("endings", f"expected a list of strings, got {_short(endings)}")
+        if len(endings) != HELLASWAG_ENDINGS or not all(isinstance(e, str) for e in endings):
+            raise _Bad("endings", f"expected a list of {HELLASWAG_ENDINGS} strings, got {len(endings)}: "
+                                  f"{_short(endings)}")
         for i, e in enumerate(endings):
             if not e.strip():
                 raise _Bad(f"endings[{i}]", "empty")
@@ -725,7 +730,8 @@ def read_hellaswag(path, *, skip_invalid: bool = False, stats: ReadStats | None 
 
 
 def read_squad(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
-               strict_offsets: bool = True, require_answers: bool = True) -> list[dict]:
+               strict_offsets: bool = True, require_answers: bool = True,
+               duplicate_ids: str = "error") -> list[dict]:
     """SQuAD v1.1 / v2.0 JSON (XQuAD, MLQA, TyDiQA-GoldP): one example per question.
 
     Checks every answer: ``context[answer_start:answer_start + len(text)] == text``.
@@ -735,19 +741,22 @@ def read_squad(path, *, skip_invalid: bool = False, stats: ReadStats | None = No
     question with ``is_impossible: true`` gets empty answer lists (its
     ``plausible_answers`` are ignored). Any other question without answers is
     a bad record unless ``require_answers=False`` (e.g. answer-stripped test
-    files). Ids are made unique, since scoring keys predictions by id: a
-    repeated id gets ``~1``, ``~2``, ... appended and is counted in
-    ``stats.duplicate_ids`` (the XTREME TyDiQA-GoldP English train file reuses
-    small integers as ids: 3696 questions, 89 distinct ids). Errors name the
-    record by its 0-based index path, e.g. ``data[3].paragraphs[0].qas[2]``,
-    with line None.
+    files). Scoring keys predictions by id, so a repeated question id is a bad
+    record (``duplicate_ids="error"``, naming both places); with
+    ``duplicate_ids="rename"`` (for training files, which are never scored) it
+    gets ``~1``, ``~2``, ... appended and is counted in ``stats.duplicate_ids``
+    (the XTREME TyDiQA-GoldP English train file reuses small integers as ids:
+    3696 questions, 89 distinct ids). Errors name the record by its 0-based
+    index path, e.g. ``data[3].paragraphs[0].qas[2]``, with line None.
     """
+    if duplicate_ids not in ("error", "rename"):
+        raise ValueError(f"duplicate_ids must be 'error' or 'rename', got {duplicate_ids!r}")
     ctx = _Ctx(path, skip_invalid, stats)
     doc = _json_document(ctx)
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         raise ctx.error(None, "data", "missing: expected a SQuAD-style object with a 'data' list")
     out: list[dict] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     dups = 0
     for a_i, article in enumerate(doc["data"]):
         where_a = f"data[{a_i}]"
@@ -772,6 +781,10 @@ def read_squad(path, *, skip_invalid: bool = False, stats: ReadStats | None = No
                 except _Bad as b:
                     ctx.bad(ctx.error(None, b.fld, b.message))
                     continue
+                if ex["id"] in seen and duplicate_ids == "error":
+                    ctx.bad(ctx.error(None, where_q + ".id", f"duplicate question id {ex['id']!r} (first at "
+                                                             f"{seen[ex['id']]}); predictions are scored by id"))
+                    continue
                 if ex["id"] in seen:
                     base, k = ex["id"], 1
                     while f"{base}~{k}" in seen:
@@ -779,7 +792,7 @@ def read_squad(path, *, skip_invalid: bool = False, stats: ReadStats | None = No
                     ex["id"] = f"{base}~{k}"
                     ctx.stats.duplicate_ids += 1
                     dups += 1
-                seen.add(ex["id"])
+                seen[ex["id"]] = where_q
                 ctx.stats.answer_offset_mismatches += mismatches
                 out.append(ex)
     if dups:
