@@ -784,3 +784,24 @@ def test_real_hellaswag_wrong_number_of_endings(data, tmp_path, capsys):
     _fails_located(tmp_path, "hellaswag", capsys, "hellaswag_val.jsonl.gz:10:", "endings")
     p = _damaged(data, tmp_path, rel, _on_line(11, _json_line(lambda o: o["endings"].append("and then?"))))
     assert (_raises(R.read_hellaswag, p).line, _raises(R.read_hellaswag, p).field) == (11, "endings")
+
+
+def test_real_ner_i_after_o_is_a_located_warning(data, tmp_path, capsys):
+    rel = "panx/dev-en.tsv.gz"
+    lines = gzip.decompress((data / rel).read_bytes()).decode("utf-8").split("\n")
+    n = next(i + 1 for i in range(50, len(lines)) if lines[i - 1].endswith("\tO") and lines[i].endswith("\tB-ORG"))
+    p = _damaged(data, tmp_path, rel, _on_line(n, lambda line: line.replace("\tB-ORG", "\tI-ORG")))
+    st = R.ReadStats()
+    rows = R.read_panx(p, stats=st)
+    assert len(rows) == 10000 and st.skipped == 0  # accepted, as seqeval accepts it
+    assert st.warnings == [f"{p}:{n}: field 'tag' 'I-ORG' after 'O' does not continue an entity; it is read, as "
+                           f"seqeval reads it, as the start of a new one (1 such tag(s) in this file, this is the first)"]
+    clean = R.ReadStats()
+    R.read_panx(data / rel, stats=clean)
+    assert clean.warnings == []
+    rc, err = _data_check(tmp_path, "panx", capsys)
+    assert rc == 0 and f"xstilts: warning: {p}:{n}: field 'tag' 'I-ORG' after 'O'" in err
+    # the real Japanese file has such tags (501): one warning naming the first
+    ja = R.ReadStats()
+    R.read_panx(data / "panx" / "dev-ja.tsv.gz", stats=ja)
+    assert len(ja.warnings) == 1 and "(501 such tag(s)" in ja.warnings[0]

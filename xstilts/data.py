@@ -91,8 +91,12 @@ def task_file(spec: TaskSpec, split: str, lang: str, data_dir) -> Path:
     return paths[0]
 
 
-def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit=None, skip_invalid=False):
+def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit=None, skip_invalid=False,
+                  stats=None):
     """Read one split of one language as a list of family-format dicts.
+
+    ``stats`` (a :class:`xstilts.readers.ReadStats`) collects what the reader
+    skipped and warned about; without it, warnings are logged.
 
     Raises:
         DataError: the file is missing or a record is malformed (file, line, field named).
@@ -112,7 +116,7 @@ def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit
         # predictions are scored by question id, so evaluation files need unique ids; a training file is never
         # scored (XTREME's TyDiQA-GoldP English train reuses 89 ids for 3696 questions)
         kwargs["duplicate_ids"] = "rename" if split == "train" else "error"
-    examples = table[spec.format](path, skip_invalid=skip_invalid, **kwargs)
+    examples = table[spec.format](path, skip_invalid=skip_invalid, stats=stats, **kwargs)
     required = REQUIRED_FIELDS[spec.family]
     for n, e in enumerate(examples, 1):
         for key in required:
@@ -310,11 +314,13 @@ def mixture_probabilities(sizes: dict[str, int], rule: str, cap: int | None = No
 def check(data_dir, task_names: list[str] | None = None, count: bool = True, skip_invalid: bool = False) -> list[dict]:
     """What is present under ``data_dir``: one row per task, split and language.
 
-    Rows: ``task, split, lang, path, present, examples`` (``examples`` is None
-    when the file is missing or ``count`` is off). Malformed files raise
-    :class:`DataError` naming file, line and field, unless ``skip_invalid``.
+    Rows: ``task, split, lang, path, present, examples, warnings`` (``examples``
+    is None when the file is missing or ``count`` is off; ``warnings`` are the
+    readers' located warnings). Malformed files raise :class:`DataError`
+    naming file, line and field, unless ``skip_invalid``.
     """
     from . import tasks as registry
+    from .readers import ReadStats
 
     out = []
     for name in task_names or registry.names():
@@ -326,20 +332,20 @@ def check(data_dir, task_names: list[str] | None = None, count: bool = True, ski
             langs = [spec.train_lang] if split == "train" or len(languages) == 1 else languages
             for lang in langs:
                 path = task_file(spec, split, lang, data_dir)
-                n = None
+                n, stats = None, ReadStats()
                 if path.exists() and count:
-                    n = _count(spec, split, lang, data_dir, skip_invalid)
+                    n = _count(spec, split, lang, data_dir, skip_invalid, stats)
                 out.append({"task": name, "split": split, "lang": lang, "path": str(path),
-                            "present": path.exists(), "examples": n})
+                            "present": path.exists(), "examples": n, "warnings": stats.warnings})
     return out
 
 
-def _count(spec: TaskSpec, split: str, lang: str, data_dir, skip_invalid: bool) -> int:
+def _count(spec: TaskSpec, split: str, lang: str, data_dir, skip_invalid: bool, stats) -> int:
     from . import readers as r
 
     kind = spec.options.get("kind")
     if spec.family != "retrieval":
-        return len(load_examples(spec, split, lang, data_dir, skip_invalid=skip_invalid))
+        return len(load_examples(spec, split, lang, data_dir, skip_invalid=skip_invalid, stats=stats))
     if kind == "aligned":
         return len(r.read_tatoeba(task_file(spec, split, lang, data_dir),
                                   task_file(spec, f"{split}_target", lang, data_dir))["source"])

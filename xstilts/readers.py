@@ -112,6 +112,9 @@ class ReadStats:
             point at their text, kept because ``strict_offsets=False``.
         duplicate_ids: span-QA questions whose id repeated an earlier one and
             was made unique (see :func:`read_squad`).
+        warnings: located messages about data that is read but suspect (e.g.
+            an NER ``I-`` tag after ``O``). A reader given a ``stats`` object
+            leaves reporting them to its caller; without one it logs them.
     """
 
     read: int = 0
@@ -120,6 +123,7 @@ class ReadStats:
     no_gold: int = 0
     answer_offset_mismatches: int = 0
     duplicate_ids: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{self.read} read", f"{self.skipped} skipped"]
@@ -129,6 +133,8 @@ class ReadStats:
             parts.append(f"{self.answer_offset_mismatches} answer offset mismatches")
         if self.duplicate_ids:
             parts.append(f"{self.duplicate_ids} duplicate ids renamed")
+        if self.warnings:
+            parts.append(f"{len(self.warnings)} warning(s)")
         return ", ".join(parts)
 
 
@@ -138,6 +144,7 @@ class _Ctx:
     def __init__(self, path, skip_invalid: bool, stats: ReadStats | None):
         self.path = Path(path)
         self.skip_invalid = skip_invalid
+        self.log_warnings = stats is None
         self.stats = stats if stats is not None else ReadStats()
         self.skipped = 0
         self.first_error: str | None = None
@@ -155,6 +162,13 @@ class _Ctx:
             self.stats.errors.append(str(err))
         if self.first_error is None:
             self.first_error = str(err)
+
+    def warn(self, line: int | None, fld: str | None, message: str) -> None:
+        """Suspect but readable data: into ``stats.warnings``, or the log when the caller passed no stats."""
+        text = str(DataError(self.path, line, fld, message))
+        self.stats.warnings.append(text)
+        if self.log_warnings:
+            log.warning("%s", text)
 
     def done(self, n: int) -> None:
         self.stats.read += n
@@ -858,16 +872,23 @@ def _sentences(lines: _Lines) -> Iterator[list[tuple[int, str]]]:
 
 
 def read_tags(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
-              labels: Iterable[str] | None = None) -> list[dict]:
+              labels: Iterable[str] | None = None, scheme: str | None = None) -> list[dict]:
     """``token<TAB>tag`` per line, a blank line between sentences (XTREME UD-POS / PAN-X).
 
     A line without a tab, or with more than one (more tags than tokens), an
     empty token or tag, or a tag outside ``labels`` (when given) makes its
-    sentence bad.
+    sentence bad. With ``scheme="iob2"`` an ``I-X`` tag that does not continue
+    an ``X`` entity (after ``O``, another type, or at the sentence start) is
+    accepted, as seqeval and XTREME's scorer accept it (as the start of a new
+    entity), and reported once per file as a warning with its first line and
+    the count (see :attr:`ReadStats.warnings`).
     """
+    if scheme not in (None, "iob2"):
+        raise ValueError(f"scheme must be None or 'iob2', got {scheme!r}")
     ctx = _Ctx(path, skip_invalid, stats)
     labels = tuple(labels) if labels is not None else None
     lab_set = set(labels) if labels is not None else None
+    stray: list[tuple[int, str, str]] = []  # (line, tag, what precedes it) of I- tags that begin an entity
     out = []
     for group in _sentences(_Lines(ctx)):
         tokens, tags = [], []
@@ -891,7 +912,17 @@ def read_tags(path, *, skip_invalid: bool = False, stats: ReadStats | None = Non
         except DataError as e:
             ctx.bad(e)
             continue
+        if scheme == "iob2":
+            prev = None
+            for (n, _), tag in zip(group, tags):
+                if tag.startswith("I-") and (prev is None or prev[2:] != tag[2:]):
+                    stray.append((n, tag, repr(prev) if prev else "the sentence start"))
+                prev = tag
         out.append({"tokens": tokens, "tags": tags})
+    if stray:
+        n, tag, prev = stray[0]
+        ctx.warn(n, "tag", f"{tag!r} after {prev} does not continue an entity; it is read, as seqeval reads it, "
+                           f"as the start of a new one ({len(stray)} such tag(s) in this file, this is the first)")
     ctx.done(len(out))
     return out
 
@@ -904,8 +935,9 @@ def read_udpos(path, *, skip_invalid: bool = False, stats: ReadStats | None = No
 
 def read_panx(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
               labels: Iterable[str] | None = PANX_TAGS) -> list[dict]:
-    """XTREME PAN-X / WikiANN (``token<TAB>IOB2 tag``); tags checked against PER/ORG/LOC IOB2."""
-    return read_tags(path, skip_invalid=skip_invalid, stats=stats, labels=labels)
+    """XTREME PAN-X / WikiANN (``token<TAB>IOB2 tag``); tags checked against PER/ORG/LOC IOB2,
+    an ``I-`` tag after ``O`` warned about (see :func:`read_tags`)."""
+    return read_tags(path, skip_invalid=skip_invalid, stats=stats, labels=labels, scheme="iob2")
 
 
 _CONLLU_COLUMNS = {"upos": 3, "xpos": 4, "deprel": 7}
