@@ -796,12 +796,64 @@ def test_real_ner_i_after_o_is_a_located_warning(data, tmp_path, capsys):
     assert len(rows) == 10000 and st.skipped == 0  # accepted, as seqeval accepts it
     assert st.warnings == [f"{p}:{n}: field 'tag' 'I-ORG' after 'O' does not continue an entity; it is read, as "
                            f"seqeval reads it, as the start of a new one (1 such tag(s) in this file, this is the first)"]
-    clean = R.ReadStats()
-    R.read_panx(data / rel, stats=clean)
-    assert clean.warnings == []
     rc, err = _data_check(tmp_path, "panx", capsys)
     assert rc == 0 and f"xstilts: warning: {p}:{n}: field 'tag' 'I-ORG' after 'O'" in err
     # the real Japanese file has such tags (501): one warning naming the first
     ja = R.ReadStats()
     R.read_panx(data / "panx" / "dev-ja.tsv.gz", stats=ja)
     assert len(ja.warnings) == 1 and "(501 such tag(s)" in ja.warnings[0]
+
+
+def _conllu_word_line(data: Path, rel: str, k: int) -> int:
+    """1-based line number of the k-th word line (integer id) of a real CoNLL-U file."""
+    lines = gzip.decompress((data / rel).read_bytes()).decode("utf-8").split("\n")
+    return [i + 1 for i, x in enumerate(lines) if x[:1].isdigit() and x.split("\t")[0].isdigit()][k]
+
+
+def _conllu_col(i: int, value: str):
+    return lambda line: "\t".join(value if k == i else x for k, x in enumerate(line.split("\t")))
+
+
+@pytest.mark.parametrize("rel,task,k,edit,field,message", [
+    ("ud/de_gsd-ud-test.conllu.gz", "udpos_gsd", 100, lambda x: x.rsplit("\t", 1)[0], None,
+     "expected 10 tab-separated fields, got 9"),
+    ("ud/en_pud-ud-test.conllu.gz", "udpos_pud", 200, _conllu_col(0, "x7"), "ID", "bad word id 'x7'"),
+    ("ud/fi_tdt-ud-test.conllu.gz", "udpos_tdt", 400, _conllu_col(3, "NOUNX"), "UPOS", "unknown label 'NOUNX'"),
+    ("ud/tr_imst-ud-test.conllu.gz", "udpos_imst", 60, _conllu_col(3, ""), "UPOS", "unknown label ''"),
+])
+def test_real_conllu_defects(data, tmp_path, capsys, rel, task, k, edit, field, message):
+    n = _conllu_word_line(data, rel, k)
+    p = _damaged(data, tmp_path, rel, _on_line(n, edit))
+    e = _raises(R.read_conllu, p)
+    assert (e.line, e.field) == (n, field) and message in str(e)
+    _fails_located(tmp_path, task, capsys, f"{p.name}:{n}:", field)
+
+
+def test_real_conllu_ids_out_of_order(data, tmp_path, capsys):
+    rel = "ud/zh_gsd-ud-test.conllu.gz"
+    n = _conllu_word_line(data, rel, 300)
+
+    def swap(text):
+        lines = text.split("\n")
+        lines[n - 1], lines[n] = lines[n], lines[n - 1]
+        return "\n".join(lines)
+
+    p = _damaged(data, tmp_path, rel, swap)
+    e = _raises(R.read_conllu, p)
+    assert (e.line, e.field) == (n, "ID") and "out of sequence" in str(e)
+    st = R.ReadStats()
+    assert len(R.read_conllu(p, skip_invalid=True, stats=st)) == 499 and st.skipped == 1
+    _fails_located(tmp_path, "udpos_gsd", capsys, f"{p.name}:{n}:", "ID")
+
+
+def test_real_conllu_sentence_without_tokens(data, tmp_path, capsys):
+    rel = "ud/ru_pud-ud-test.conllu.gz"
+    text = gzip.decompress((data / rel).read_bytes()).decode("utf-8")
+    blocks = text.split("\n\n")
+    first = sum(b.count("\n") + 2 for b in blocks[:7]) + 1  # line where sentence 8 starts
+    blocks[7] = "\n".join(x for x in blocks[7].split("\n") if x.startswith("#"))  # keep its comments only
+    p = _damaged(data, tmp_path, rel, lambda _: "\n\n".join(blocks))
+    e = _raises(R.read_conllu, p)
+    assert e.line == first and "sentence without tokens" in str(e)
+    assert p.read_bytes() and len(R.read_conllu(p, skip_invalid=True)) == 999
+    _fails_located(tmp_path, "udpos_pud", capsys, f"{p.name}:{first}:")

@@ -329,7 +329,7 @@ def check(data_dir, task_names: list[str] | None = None, count: bool = True, ski
         for split in spec.files:
             if "_" in split and split.rsplit("_", 1)[1] in ("target", "gold"):
                 continue  # companion files of a retrieval split
-            langs = [spec.train_lang] if split == "train" or len(languages) == 1 else languages
+            langs = [spec.train_lang] if split == "train" else languages
             for lang in langs:
                 path = task_file(spec, split, lang, data_dir)
                 n, stats = None, ReadStats()

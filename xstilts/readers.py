@@ -50,6 +50,7 @@ import gzip
 import json
 import logging
 import os
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -941,6 +942,7 @@ def read_panx(path, *, skip_invalid: bool = False, stats: ReadStats | None = Non
 
 
 _CONLLU_COLUMNS = {"upos": 3, "xpos": 4, "deprel": 7}
+_CONLLU_RANGE_OR_EMPTY = re.compile(r"[0-9]+-[0-9]+|[0-9]+\.[0-9]+")
 
 
 def read_conllu(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
@@ -949,7 +951,8 @@ def read_conllu(path, *, skip_invalid: bool = False, stats: ReadStats | None = N
 
     Comment lines (``#``), multiword-token ranges (``1-2``) and empty nodes
     (``1.1``) are skipped. Word ids must run 1, 2, 3, ... in each sentence;
-    every line needs 10 tab-separated fields. ``labels`` is checked only when
+    every line needs 10 tab-separated fields; a sentence needs at least one
+    word (the error names its first line). ``labels`` is checked only when
     ``column == "upos"`` (pass None to disable).
     """
     if column not in _CONLLU_COLUMNS:
@@ -968,10 +971,11 @@ def read_conllu(path, *, skip_invalid: bool = False, stats: ReadStats | None = N
                 if len(parts) != 10:
                     raise ctx.error(n, None, f"expected 10 tab-separated fields, got {len(parts)}")
                 wid = parts[0]
-                if "-" in wid or "." in wid:
+                if _CONLLU_RANGE_OR_EMPTY.fullmatch(wid):
                     continue
-                if not wid.isdigit():
-                    raise ctx.error(n, "ID", f"bad word id {wid!r}")
+                if not (wid.isascii() and wid.isdigit()):
+                    raise ctx.error(n, "ID", f"bad word id {wid!r}: expected an integer, a range like 1-2 or an "
+                                             f"empty node like 1.1")
                 if int(wid) != len(tokens) + 1:
                     raise ctx.error(n, "ID", f"word id {wid} out of sequence (expected {len(tokens) + 1})")
                 tag = parts[col]
@@ -980,11 +984,13 @@ def read_conllu(path, *, skip_invalid: bool = False, stats: ReadStats | None = N
                                                        f"{', '.join(labels)}")
                 tokens.append(parts[1])
                 tags.append(tag)
+            if not tokens:
+                raise ctx.error(group[0][0], None, f"sentence without tokens (lines {group[0][0]}-{group[-1][0]} "
+                                                   f"hold no word line)")
         except DataError as e:
             ctx.bad(e)
             continue
-        if tokens:
-            out.append({"tokens": tokens, "tags": tags})
+        out.append({"tokens": tokens, "tags": tags})
     ctx.done(len(out))
     return out
 
