@@ -100,7 +100,8 @@ def xnli(split: str, limit: int | None):
 def tydiqa(split: str, limit: int | None):
     from xstilts.readers import read_tydiqa
 
-    rows = read_tydiqa(DATA / "tydiqa" / split / f"tydiqa.goldp.en.{split}.json")
+    rows = read_tydiqa(DATA / "tydiqa" / split / f"tydiqa.goldp.en.{split}.json",
+                       duplicate_ids="rename" if split == "train" else "error")  # the train file reuses ids
     return rows[:limit] if limit else rows
 
 

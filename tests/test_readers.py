@@ -137,9 +137,13 @@ def test_tydiqa_goldp(data):
     assert total == 5077
     # the dev set has several reference answers per question for many questions
     assert any(len(e["answers"]["text"]) > 1 for e in rows)
-    train, st = _read(R.read_tydiqa, data / "tydiqa" / "train" / "tydiqa.goldp.en.train.json")
+    train_file = data / "tydiqa" / "train" / "tydiqa.goldp.en.train.json"
+    train, st = _read(R.read_tydiqa, train_file, duplicate_ids="rename")
     assert len(train) == 3696
-    # the XTREME English train split reuses small integers as ids (89 distinct); they are made unique
+    # the XTREME English train split reuses small integers as ids (89 distinct); for training they are made
+    # unique, by default (evaluation files: predictions are scored by id) a repeat is an error
+    e = _raises(R.read_tydiqa, train_file)
+    assert e.field == "data[2].paragraphs[0].qas[0].id" and "first at data[1].paragraphs[0].qas[0]" in str(e)
     assert st.duplicate_ids == 3696 - 89 and len({e["id"] for e in train}) == 3696
     assert train[1]["id"] == "0" and train[2]["id"] == "0~1"
 
@@ -577,3 +581,279 @@ def test_readers_registry():
     for name, fn in R.READERS.items():
         assert callable(fn), name
     assert R.READERS["xnli"] is R.read_xnli and R.READERS["udpos"] is R.read_udpos
+
+
+# ---------------------------------------------------------------- damaged copies of real files (issue 12)
+# One defect per file, every other line real; each must be an error naming file, line and field, from the
+# reader and from `xstilts data check` (rc 2, message on stderr).
+
+
+def _damaged(data: Path, tmp_path: Path, rel: str, edit) -> Path:
+    """A copy of the real ``rel`` under ``tmp_path/data`` with ``edit(text) -> text`` applied."""
+    raw = (data / rel).read_bytes()
+    text = (gzip.decompress(raw) if rel.endswith(".gz") else raw).decode("utf-8")
+    out = tmp_path / "data" / rel
+    out.parent.mkdir(parents=True, exist_ok=True)
+    body = edit(text).encode("utf-8")
+    out.write_bytes(gzip.compress(body) if rel.endswith(".gz") else body)
+    return out
+
+
+def _on_line(n: int, fn):
+    """An edit applying ``fn`` to line ``n`` (1-based, without its line end)."""
+    def edit(text):
+        lines = text.split("\n")
+        cr = lines[n - 1].endswith("\r")
+        lines[n - 1] = fn(lines[n - 1].rstrip("\r")) + ("\r" if cr else "")
+        return "\n".join(lines)
+    return edit
+
+
+def _json_line(fn):
+    def edit(line):
+        obj = json.loads(line)
+        fn(obj)
+        return json.dumps(obj, ensure_ascii=False)
+    return edit
+
+
+def _squad(fn):
+    def edit(text):
+        doc = json.loads(text)
+        fn(doc)
+        return json.dumps(doc, ensure_ascii=False)
+    return edit
+
+
+def _column(i: int, value: str):
+    return lambda line: "\t".join(value if k == i else x for k, x in enumerate(line.split("\t")))
+
+
+def _data_check(tmp_path: Path, task: str, capsys) -> tuple[int, str]:
+    from xstilts.cli import main
+
+    capsys.readouterr()
+    rc = main(["data", "check", str(tmp_path / "data"), "--tasks", task])
+    return rc, capsys.readouterr().err
+
+
+def _fails_located(tmp_path, task, capsys, where: str, field: str | None = None) -> str:
+    rc, err = _data_check(tmp_path, task, capsys)
+    assert rc == 2 and where in err and "Traceback" not in err, err
+    assert field is None or f"field '{field}'" in err, err
+    return err
+
+
+def test_real_empty_premise_and_hypothesis(data, tmp_path, capsys):
+    p = _damaged(data, tmp_path, "xnli/dev-en.tsv", _on_line(10, _column(0, "")))
+    e = _raises(R.read_xnli, p)
+    assert (e.line, e.field) == (10, "premise") and "dev-en.tsv:10:" in str(e)
+    st = R.ReadStats()
+    assert len(R.read_xnli(p, skip_invalid=True, stats=st)) == 2489 and st.skipped == 1
+    _fails_located(tmp_path, "xnli", capsys, "dev-en.tsv:10:", "premise")
+    p = _damaged(data, tmp_path, "pawsx/dev-de.tsv", _on_line(20, _column(1, "  ")))
+    e = _raises(R.read_pawsx, p)
+    assert (e.line, e.field) == (20, "sentence2") and "whitespace" in str(e)
+
+
+def test_real_empty_premise_question_choice_jsonl(data, tmp_path, capsys):
+    p = _damaged(data, tmp_path, "xcopa/data/et/val.et.jsonl", _on_line(5, _json_line(lambda o: o.update(premise=""))))
+    e = _raises(R.read_xcopa, p)
+    assert (e.line, e.field) == (5, "premise")
+    _fails_located(tmp_path, "xcopa", capsys, "val.et.jsonl:5:", "premise")
+    p = _damaged(data, tmp_path, "siqa/v1.4/socialIQa_v1.4_tst.jsonl",
+                 _on_line(3, _json_line(lambda o: o.update(question=""))))
+    assert (_raises(R.read_siqa, p).line, _raises(R.read_siqa, p).field) == (3, "question")
+    p = _damaged(data, tmp_path, "hellaswag/hellaswag_val.jsonl.gz",
+                 _on_line(8, _json_line(lambda o: o["endings"].__setitem__(2, ""))))
+    e = _raises(R.read_hellaswag, p)
+    assert (e.line, e.field) == (8, "endings[2]")
+
+
+def test_real_empty_squad_question(data, tmp_path, capsys):
+    p = _damaged(data, tmp_path, "xquad/xquad.de.json",
+                 _squad(lambda d: d["data"][1]["paragraphs"][2]["qas"][0].update(question="")))
+    e = _raises(R.read_xquad, p)
+    assert e.field == "data[1].paragraphs[2].qas[0].question" and e.line is None
+    _fails_located(tmp_path, "xquad", capsys, "xquad.de.json:", "data[1].paragraphs[2].qas[0].question")
+
+
+def test_real_empty_bucc_sentence(data, tmp_path):
+    p = _damaged(data, tmp_path, "bucc2018/zh-en.dev.en", _on_line(30, lambda line: line.split("\t")[0] + "\t"))
+    e = _raises(R.read_bucc, data / "bucc2018/zh-en.dev.zh", p)
+    assert (e.line, e.field) == (30, "sentence") and "zh-en.dev.en:30:" in str(e)
+
+
+def test_real_blank_line_inside_tsv(data, tmp_path, capsys):
+    p = _damaged(data, tmp_path, "pawsx/test-zh.tsv", _on_line(5, lambda line: line + "\r\n"))
+    e = _raises(R.read_pawsx, p)
+    assert e.line == 6 and "blank line" in str(e)
+    st = R.ReadStats()
+    assert len(R.read_pawsx(p, skip_invalid=True, stats=st)) == 2000 and st.skipped == 1
+    _fails_located(tmp_path, "pawsx", capsys, "test-zh.tsv:6:")
+    # blank lines after the last record are not an error
+    p.write_bytes((data / "pawsx/test-zh.tsv").read_bytes() + b"\r\n\r\n")
+    assert len(R.read_pawsx(p)) == 2000
+
+
+def test_real_empty_file(data, tmp_path, capsys):
+    p = _damaged(data, tmp_path, "xcopa/data/et/val.et.jsonl", lambda text: "")
+    assert "empty file" in str(_raises(R.read_xcopa, p))
+    err = _fails_located(tmp_path, "xcopa", capsys, "val.et.jsonl:")
+    assert "empty file" in err
+    p = _damaged(data, tmp_path, "udpos/dev-de.tsv.gz", lambda text: "\n\n")  # a valid gzip of blank lines
+    assert "empty file" in str(_raises(R.read_udpos, p))
+
+
+def test_real_null_label_in_training_file(data, tmp_path, capsys):
+    p = _damaged(data, tmp_path, "xcopa/copa_en/train-en.jsonl", _on_line(12, _json_line(lambda o: o.update(label=None))))
+    e = _raises(R.read_copa, p)
+    assert (e.line, e.field) == (12, "label")
+    _fails_located(tmp_path, "copa", capsys, "train-en.jsonl:12:", "label")
+
+
+def test_real_siqa_blank_label_line(data, tmp_path, capsys):
+    _damaged(data, tmp_path, "siqa/dev.jsonl", lambda text: text)
+    p = _damaged(data, tmp_path, "siqa/dev-labels.lst", _on_line(50, lambda line: ""))
+    e = _raises(R.read_siqa, tmp_path / "data/siqa/dev.jsonl")
+    assert (e.path, e.line, e.field) == (str(p), 50, "label") and "empty" in str(e)
+    _fails_located(tmp_path, "siqa", capsys, "dev-labels.lst:50:", "label")
+
+
+def test_real_siqa_missing_labels_file_is_named(data, tmp_path, capsys):
+    p = _damaged(data, tmp_path, "siqa/dev.jsonl", lambda text: text)
+    e = _raises(R.read_siqa, p)
+    assert e.path == str(p.with_name("dev-labels.lst")) and "labels file not found" in str(e)
+    _fails_located(tmp_path, "siqa", capsys, "dev-labels.lst:")
+
+
+def test_zero_byte_gz_is_broken_not_absent(data, tmp_path, capsys):
+    p = tmp_path / "data" / "udpos" / "dev-de.tsv.gz"
+    p.parent.mkdir(parents=True)
+    p.write_bytes(b"")
+    assert "zero-byte .gz" in str(_raises(R.read_udpos, p))
+    assert "zero-byte .gz" in _fails_located(tmp_path, "udpos", capsys, "dev-de.tsv.gz:")
+
+
+def test_dangling_symlink_and_loop_are_broken_not_absent(data, tmp_path, capsys):
+    d = tmp_path / "data" / "xnli"
+    d.mkdir(parents=True)
+    (d / "dev-de.tsv").symlink_to(tmp_path / "elsewhere" / "dev-de.tsv")
+    e = _raises(R.read_xnli, d / "dev-de.tsv")
+    assert "broken symlink" in str(e) and e.path == str(d / "dev-de.tsv")
+    assert "broken symlink" in _fails_located(tmp_path, "xnli", capsys, "dev-de.tsv:")
+    (d / "dev-de.tsv").unlink()
+    (d / "dev-en.tsv").symlink_to("dev-en.tsv.loop")
+    (d / "dev-en.tsv.loop").symlink_to("dev-en.tsv")
+    assert "symlink loop" in str(_raises(R.read_xnli, d / "dev-en.tsv"))
+    assert "symlink loop" in _fails_located(tmp_path, "xnli", capsys, "dev-en.tsv")
+    # a real file reached through a good symlink is present and read
+    (d / "dev-en.tsv").unlink()
+    (d / "dev-en.tsv.loop").unlink()
+    (d / "dev-en.tsv").symlink_to(data / "xnli" / "dev-en.tsv")
+    rc, _ = _data_check(tmp_path, "xnli", capsys)
+    assert rc == 0 and R.file_present(d / "dev-en.tsv") and not R.file_present(d / "dev-fr.tsv")
+
+
+def test_real_duplicate_question_id(data, tmp_path, capsys):
+    def dup(doc):
+        doc["data"][2]["paragraphs"][1]["qas"][1]["id"] = doc["data"][0]["paragraphs"][0]["qas"][0]["id"]
+
+    p = _damaged(data, tmp_path, "xquad/xquad.de.json", _squad(dup))
+    e = _raises(R.read_xquad, p)
+    assert e.field == "data[2].paragraphs[1].qas[1].id" and "first at data[0].paragraphs[0].qas[0]" in str(e)
+    st = R.ReadStats()
+    assert len(R.read_xquad(p, skip_invalid=True, stats=st)) == 1189 and st.skipped == 1
+    _fails_located(tmp_path, "xquad", capsys, "xquad.de.json:", "data[2].paragraphs[1].qas[1].id")
+
+
+def test_tydiqa_train_ids_renamed_through_the_task(data):
+    from xstilts.data import load_examples
+    from xstilts.tasks import get
+
+    train = load_examples(get("tydiqa"), "train", "en", data)
+    assert len(train) == 3696 and len({e["id"] for e in train}) == 3696
+    assert len(load_examples(get("tydiqa"), "dev", "sw", data)) == 499
+
+
+def test_real_hellaswag_wrong_number_of_endings(data, tmp_path, capsys):
+    rel = "hellaswag/hellaswag_val.jsonl.gz"
+    p = _damaged(data, tmp_path, rel, _on_line(10, _json_line(lambda o: o["endings"].pop())))
+    e = _raises(R.read_hellaswag, p)
+    assert (e.line, e.field) == (10, "endings") and "expected a list of 4 strings, got 3" in str(e)
+    _fails_located(tmp_path, "hellaswag", capsys, "hellaswag_val.jsonl.gz:10:", "endings")
+    p = _damaged(data, tmp_path, rel, _on_line(11, _json_line(lambda o: o["endings"].append("and then?"))))
+    assert (_raises(R.read_hellaswag, p).line, _raises(R.read_hellaswag, p).field) == (11, "endings")
+
+
+def test_real_ner_i_after_o_is_a_located_warning(data, tmp_path, capsys):
+    rel = "panx/dev-en.tsv.gz"
+    lines = gzip.decompress((data / rel).read_bytes()).decode("utf-8").split("\n")
+    n = next(i + 1 for i in range(50, len(lines)) if lines[i - 1].endswith("\tO") and lines[i].endswith("\tB-ORG"))
+    p = _damaged(data, tmp_path, rel, _on_line(n, lambda line: line.replace("\tB-ORG", "\tI-ORG")))
+    st = R.ReadStats()
+    rows = R.read_panx(p, stats=st)
+    assert len(rows) == 10000 and st.skipped == 0  # accepted, as seqeval accepts it
+    assert st.warnings == [f"{p}:{n}: field 'tag' 'I-ORG' after 'O' does not continue an entity; it is read, as "
+                           f"seqeval reads it, as the start of a new one (1 such tag(s) in this file, this is the first)"]
+    rc, err = _data_check(tmp_path, "panx", capsys)
+    assert rc == 0 and f"xstilts: warning: {p}:{n}: field 'tag' 'I-ORG' after 'O'" in err
+    # the real Japanese file has such tags (501): one warning naming the first
+    ja = R.ReadStats()
+    R.read_panx(data / "panx" / "dev-ja.tsv.gz", stats=ja)
+    assert len(ja.warnings) == 1 and "(501 such tag(s)" in ja.warnings[0]
+
+
+def _conllu_word_line(data: Path, rel: str, k: int) -> int:
+    """1-based line number of the k-th word line (integer id) of a real CoNLL-U file."""
+    lines = gzip.decompress((data / rel).read_bytes()).decode("utf-8").split("\n")
+    return [i + 1 for i, x in enumerate(lines) if x[:1].isdigit() and x.split("\t")[0].isdigit()][k]
+
+
+def _conllu_col(i: int, value: str):
+    return lambda line: "\t".join(value if k == i else x for k, x in enumerate(line.split("\t")))
+
+
+@pytest.mark.parametrize("rel,task,k,edit,field,message", [
+    ("ud/de_gsd-ud-test.conllu.gz", "udpos_gsd", 100, lambda x: x.rsplit("\t", 1)[0], None,
+     "expected 10 tab-separated fields, got 9"),
+    ("ud/en_pud-ud-test.conllu.gz", "udpos_pud", 200, _conllu_col(0, "x7"), "ID", "bad word id 'x7'"),
+    ("ud/fi_tdt-ud-test.conllu.gz", "udpos_tdt", 400, _conllu_col(3, "NOUNX"), "UPOS", "unknown label 'NOUNX'"),
+    ("ud/tr_imst-ud-test.conllu.gz", "udpos_imst", 60, _conllu_col(3, ""), "UPOS", "unknown label ''"),
+])
+def test_real_conllu_defects(data, tmp_path, capsys, rel, task, k, edit, field, message):
+    n = _conllu_word_line(data, rel, k)
+    p = _damaged(data, tmp_path, rel, _on_line(n, edit))
+    e = _raises(R.read_conllu, p)
+    assert (e.line, e.field) == (n, field) and message in str(e)
+    _fails_located(tmp_path, task, capsys, f"{p.name}:{n}:", field)
+
+
+def test_real_conllu_ids_out_of_order(data, tmp_path, capsys):
+    rel = "ud/zh_gsd-ud-test.conllu.gz"
+    n = _conllu_word_line(data, rel, 300)
+
+    def swap(text):
+        lines = text.split("\n")
+        lines[n - 1], lines[n] = lines[n], lines[n - 1]
+        return "\n".join(lines)
+
+    p = _damaged(data, tmp_path, rel, swap)
+    e = _raises(R.read_conllu, p)
+    assert (e.line, e.field) == (n, "ID") and "out of sequence" in str(e)
+    st = R.ReadStats()
+    assert len(R.read_conllu(p, skip_invalid=True, stats=st)) == 499 and st.skipped == 1
+    _fails_located(tmp_path, "udpos_gsd", capsys, f"{p.name}:{n}:", "ID")
+
+
+def test_real_conllu_sentence_without_tokens(data, tmp_path, capsys):
+    rel = "ud/ru_pud-ud-test.conllu.gz"
+    text = gzip.decompress((data / rel).read_bytes()).decode("utf-8")
+    blocks = text.split("\n\n")
+    first = sum(b.count("\n") + 2 for b in blocks[:7]) + 1  # line where sentence 8 starts
+    blocks[7] = "\n".join(x for x in blocks[7].split("\n") if x.startswith("#"))  # keep its comments only
+    p = _damaged(data, tmp_path, rel, lambda _: "\n\n".join(blocks))
+    e = _raises(R.read_conllu, p)
+    assert e.line == first and "sentence without tokens" in str(e)
+    assert p.read_bytes() and len(R.read_conllu(p, skip_invalid=True)) == 999
+    _fails_located(tmp_path, "udpos_pud", capsys, f"{p.name}:{first}:")

@@ -128,3 +128,26 @@ def test_show_examples_decodes_featurized_rows(capsys, real_tiny, tmp_path):
                  "workdir=" + str(tmp_path), "--lang", "de", "-n", "2"]) == 0
     out = capsys.readouterr().out
     assert out.count("--- xnli [de/test]") == 2 and "'label'" in out
+
+
+def test_ud_treebank_tasks_read_the_conllu_test_sets(capsys):
+    assert main(["data", "check", str(SHARED_DATA), "--tasks", "udpos_ewt", "udpos_gsd", "udpos_tdt", "udpos_imst",
+                 "udpos_pud"]) == 0
+    lines = {tuple(x.split()) for x in capsys.readouterr().out.splitlines()}
+    # sentence counts of ../shared/data/README.md's ud/ table
+    assert ("udpos_ewt", "dev", "1/1", "2001", "-") in lines and ("udpos_ewt", "test", "1/1", "2077", "-") in lines
+    assert ("udpos_gsd", "test", "3/9", str(977 + 427 + 500), "fr,id,ja,ko,pt,ru") in lines
+    assert ("udpos_tdt", "test", "1/1", "1555", "-") in lines and ("udpos_imst", "test", "1/1", "1100", "-") in lines
+    assert ("udpos_pud", "test", "4/20", "4000", "cs,de,es,fi,fr,id,is,it,ja,ko,pl,pt,sv,th,tr,zh") in lines
+
+
+def test_udpos_zero_shot_on_pud_treebanks(tmp_path, real_tiny):
+    res = run(tmp_path, real_tiny, target={"tasks": ["udpos_pud"], "train": FAST},
+              eval={"languages": ["ar", "hi"], "limit": 10})
+    assert langs_of(res.rows, "f1") == {"ar", "hi"}
+    assert {r["split"] for r in res.rows if r["lang"] in ("ar", "hi")} == {"test"}
+    from xstilts.readers import read_conllu
+
+    preds = json.loads((res.phases[-1].path / "predictions" / "hi.json").read_text())
+    gold = read_conllu(SHARED_DATA / "ud" / "hi_pud-ud-test.conllu.gz")[:10]
+    assert [len(p) for p in preds] == [len(g["tokens"]) for g in gold]

@@ -146,6 +146,9 @@ def _cmd_data_check(args) -> int:
         if args.verbose:
             for r in have:
                 print(f"{'':<26} {r['lang']:<6} {r['examples'] if r['examples'] is not None else '':>9}  {r['path']}")
+    for r in rows:
+        for w in r["warnings"]:
+            print(f"xstilts: warning: {w}", file=sys.stderr)
     return 0
 
 

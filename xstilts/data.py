@@ -70,6 +70,7 @@ def task_file(spec: TaskSpec, split: str, lang: str, data_dir) -> Path:
     """The file of one split and language: the first existing alternative (``.gz`` tried too).
 
     When none exists, the first alternative is returned so the error names it.
+    A dangling symlink or a symlink loop on the way is a DataError.
     """
     if split not in spec.files:
         raise ConfigError(f"task {spec.name!r} has no split {split!r} (it has: {', '.join(spec.files) or 'none'})")
@@ -81,15 +82,21 @@ def task_file(spec: TaskSpec, split: str, lang: str, data_dir) -> Path:
     for template in templates:
         rel = template.format(lang=lang, split=split, lang3=TATOEBA_CODES.get(lang, lang))
         paths.append(Path(rel) if Path(rel).is_absolute() else Path(data_dir or ".") / rel)
+    from .readers import file_present
+
     for path in paths:
         for candidate in (path, path.with_name(path.name + ".gz")):
-            if candidate.exists():
+            if file_present(candidate):  # a broken symlink raises: broken is not absent
                 return candidate
     return paths[0]
 
 
-def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit=None, skip_invalid=False):
+def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit=None, skip_invalid=False,
+                  stats=None):
     """Read one split of one language as a list of family-format dicts.
+
+    ``stats`` (a :class:`xstilts.readers.ReadStats`) collects what the reader
+    skipped and warned about; without it, warnings are logged.
 
     Raises:
         DataError: the file is missing or a record is malformed (file, line, field named).
@@ -103,7 +110,13 @@ def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit
     if spec.format not in table:
         raise ConfigError(f"task {spec.name!r}: unknown format {spec.format!r}; known: {', '.join(sorted(table))}")
     kwargs = {"labels": spec.labels} if spec.labels and spec.family == "classification" else {}
-    examples = table[spec.format](path, skip_invalid=skip_invalid, **kwargs)
+    from .readers import read_squad
+
+    if table[spec.format] is read_squad:
+        # predictions are scored by question id, so evaluation files need unique ids; a training file is never
+        # scored (XTREME's TyDiQA-GoldP English train reuses 89 ids for 3696 questions)
+        kwargs["duplicate_ids"] = "rename" if split == "train" else "error"
+    examples = table[spec.format](path, skip_invalid=skip_invalid, stats=stats, **kwargs)
     required = REQUIRED_FIELDS[spec.family]
     for n, e in enumerate(examples, 1):
         for key in required:
@@ -301,11 +314,13 @@ def mixture_probabilities(sizes: dict[str, int], rule: str, cap: int | None = No
 def check(data_dir, task_names: list[str] | None = None, count: bool = True, skip_invalid: bool = False) -> list[dict]:
     """What is present under ``data_dir``: one row per task, split and language.
 
-    Rows: ``task, split, lang, path, present, examples`` (``examples`` is None
-    when the file is missing or ``count`` is off). Malformed files raise
-    :class:`DataError` naming file, line and field, unless ``skip_invalid``.
+    Rows: ``task, split, lang, path, present, examples, warnings`` (``examples``
+    is None when the file is missing or ``count`` is off; ``warnings`` are the
+    readers' located warnings). Malformed files raise :class:`DataError`
+    naming file, line and field, unless ``skip_invalid``.
     """
     from . import tasks as registry
+    from .readers import ReadStats
 
     out = []
     for name in task_names or registry.names():
@@ -314,23 +329,23 @@ def check(data_dir, task_names: list[str] | None = None, count: bool = True, ski
         for split in spec.files:
             if "_" in split and split.rsplit("_", 1)[1] in ("target", "gold"):
                 continue  # companion files of a retrieval split
-            langs = [spec.train_lang] if split == "train" or len(languages) == 1 else languages
+            langs = [spec.train_lang] if split == "train" else languages
             for lang in langs:
                 path = task_file(spec, split, lang, data_dir)
-                n = None
+                n, stats = None, ReadStats()
                 if path.exists() and count:
-                    n = _count(spec, split, lang, data_dir, skip_invalid)
+                    n = _count(spec, split, lang, data_dir, skip_invalid, stats)
                 out.append({"task": name, "split": split, "lang": lang, "path": str(path),
-                            "present": path.exists(), "examples": n})
+                            "present": path.exists(), "examples": n, "warnings": stats.warnings})
     return out
 
 
-def _count(spec: TaskSpec, split: str, lang: str, data_dir, skip_invalid: bool) -> int:
+def _count(spec: TaskSpec, split: str, lang: str, data_dir, skip_invalid: bool, stats) -> int:
     from . import readers as r
 
     kind = spec.options.get("kind")
     if spec.family != "retrieval":
-        return len(load_examples(spec, split, lang, data_dir, skip_invalid=skip_invalid))
+        return len(load_examples(spec, split, lang, data_dir, skip_invalid=skip_invalid, stats=stats))
     if kind == "aligned":
         return len(r.read_tatoeba(task_file(spec, split, lang, data_dir),
                                   task_file(spec, f"{split}_target", lang, data_dir))["source"])

@@ -45,10 +45,12 @@ readers that return ``list[dict]``.
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import json
 import logging
 import os
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +61,7 @@ from .errors import DataError
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "ReadStats", "shared_data_dir",
+    "ReadStats", "shared_data_dir", "file_present",
     "NLI_LABELS", "PAWSX_LABELS", "QQP_LABELS", "UPOS_TAGS", "PANX_TAGS",
     "read_xnli", "read_pawsx", "read_pair_tsv", "read_qqp", "read_mnli", "read_snli", "read_anli",
     "read_copa", "read_xcopa", "read_siqa", "read_cosmosqa", "read_commonsenseqa", "read_hellaswag",
@@ -79,6 +81,8 @@ PANX_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
 
 COPA_QUESTIONS = {"cause": "What was the cause?", "effect": "What happened as a result?"}
 ANLI_LABELS = {"e": "entailment", "n": "neutral", "c": "contradiction"}
+
+HELLASWAG_ENDINGS = 4
 
 MAX_ERRORS_KEPT = 10
 
@@ -109,6 +113,9 @@ class ReadStats:
             point at their text, kept because ``strict_offsets=False``.
         duplicate_ids: span-QA questions whose id repeated an earlier one and
             was made unique (see :func:`read_squad`).
+        warnings: located messages about data that is read but suspect (e.g.
+            an NER ``I-`` tag after ``O``). A reader given a ``stats`` object
+            leaves reporting them to its caller; without one it logs them.
     """
 
     read: int = 0
@@ -117,6 +124,7 @@ class ReadStats:
     no_gold: int = 0
     answer_offset_mismatches: int = 0
     duplicate_ids: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{self.read} read", f"{self.skipped} skipped"]
@@ -126,6 +134,8 @@ class ReadStats:
             parts.append(f"{self.answer_offset_mismatches} answer offset mismatches")
         if self.duplicate_ids:
             parts.append(f"{self.duplicate_ids} duplicate ids renamed")
+        if self.warnings:
+            parts.append(f"{len(self.warnings)} warning(s)")
         return ", ".join(parts)
 
 
@@ -135,6 +145,7 @@ class _Ctx:
     def __init__(self, path, skip_invalid: bool, stats: ReadStats | None):
         self.path = Path(path)
         self.skip_invalid = skip_invalid
+        self.log_warnings = stats is None
         self.stats = stats if stats is not None else ReadStats()
         self.skipped = 0
         self.first_error: str | None = None
@@ -153,6 +164,13 @@ class _Ctx:
         if self.first_error is None:
             self.first_error = str(err)
 
+    def warn(self, line: int | None, fld: str | None, message: str) -> None:
+        """Suspect but readable data: into ``stats.warnings``, or the log when the caller passed no stats."""
+        text = str(DataError(self.path, line, fld, message))
+        self.stats.warnings.append(text)
+        if self.log_warnings:
+            log.warning("%s", text)
+
     def done(self, n: int) -> None:
         self.stats.read += n
         if self.skipped:
@@ -162,7 +180,30 @@ class _Ctx:
 # ---------------------------------------------------------------- raw input
 
 
+def file_present(path) -> bool:
+    """Whether ``path`` exists. Absent is an answer; a broken file is an error.
+
+    A dangling symlink or a symlink loop raises :class:`DataError` naming the
+    link (``Path.exists`` would call both absent); so does a path that exists
+    but cannot be examined.
+    """
+    path = Path(path)
+    try:
+        os.stat(path)
+        return True
+    except (FileNotFoundError, NotADirectoryError):
+        if path.is_symlink():
+            raise DataError(path, None, None, f"broken symlink: it points to {os.readlink(path)!r}, "
+                                              f"which does not exist") from None
+        return False
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise DataError(path, None, None, "symlink loop: the link leads back to itself") from None
+        raise DataError(path, None, None, f"cannot access: {e.strerror or e}") from None
+
+
 def _read_bytes(path: Path) -> bytes:
+    file_present(path)  # a broken symlink is reported as one, not as a missing file
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -173,10 +214,15 @@ def _read_bytes(path: Path) -> bytes:
     except OSError as e:
         raise DataError(path, None, None, f"cannot read: {e.strerror or e}") from None
     if path.name.endswith(".gz") or raw[:2] == b"\x1f\x8b":
+        if not raw:
+            raise DataError(path, None, None, "zero-byte .gz file: not a valid gzip file (an interrupted download "
+                                              "or copy?)")
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as e:
             raise DataError(path, None, None, f"not a valid gzip file: {e}") from None
+    if not raw.lstrip(b"\xef\xbb\xbf").strip():
+        raise DataError(path, None, None, "empty file: no records" + (" (only blank lines)" if raw else ""))
     return raw
 
 
@@ -272,9 +318,16 @@ def _json_document(ctx: _Ctx) -> Any:
 
 
 def _csv_rows(ctx: _Ctx, lines: _Lines, **fmt) -> Iterator[tuple[int, list[str]]]:
-    """(first line of the record, row) for each non-empty csv row; rows touching bad lines are skipped."""
+    """(first line of the record, row) for each non-empty csv row; rows touching bad lines are skipped.
+
+    A blank line between records is a bad record (blank lines at the end of the
+    file are not). A record the csv module cannot parse is fatal and reported
+    at the line where it starts: a quote that is never closed swallows the
+    lines after it, so the parser fails far below the real defect.
+    """
     reader = csv.reader(iter(lines.lines), **fmt)
     end = 0
+    blank = None
     while True:
         start = end + 1
         try:
@@ -282,12 +335,20 @@ def _csv_rows(ctx: _Ctx, lines: _Lines, **fmt) -> Iterator[tuple[int, list[str]]
         except StopIteration:
             return
         except csv.Error as e:
-            raise ctx.error(reader.line_num, None, f"malformed CSV/TSV: {e}") from None
+            hint = ""
+            if lines.lines[start - 1].lstrip(" ").startswith('"') or '\t"' in lines.lines[start - 1]:
+                hint = "; a quoted field starting on this line is never closed (unterminated quote?)"
+            raise ctx.error(start, None, f"malformed CSV/TSV record starting here (the parser gave up at line "
+                                         f"{reader.line_num}: {e}){hint}") from None
         end = reader.line_num
         if not lines.check(start, end):
             continue
         if not row or row == [""] or (len(row) == 1 and not row[0].strip()):
-            continue  # blank line
+            blank = start if blank is None else blank
+            continue
+        if blank is not None:
+            ctx.bad(ctx.error(blank, None, "blank line between records"))
+            blank = None
         yield start, row
 
 
@@ -313,6 +374,14 @@ def _get(obj: dict, key: str, kind: type | tuple = str, where: str = "") -> Any:
     elif not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise _Bad(name, f"expected {names}, got {type(value).__name__} {_short(value)}")
+    return value
+
+
+def _text(obj: dict, key: str, where: str = "") -> str:
+    """A required text field: a string with something besides whitespace in it."""
+    value = _get(obj, key, str, where)
+    if not value.strip():
+        raise _Bad(where + key, "empty" if not value else f"only whitespace ({value!r})")
     return value
 
 
@@ -357,13 +426,15 @@ def _records(ctx: _Ctx, items: Iterable[tuple[int, Any]], convert: Callable[[Any
 
 
 def read_pair_tsv(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
-                  labels: Iterable[str] | None = None) -> list[dict]:
+                  labels: Iterable[str] | None = None,
+                  columns: tuple[str, str, str] = ("text_a", "text_b", "label")) -> list[dict]:
     r"""XTREME-format sentence-pair TSV: ``text_a<TAB>text_b<TAB>label``, no header.
 
     Written by Python's ``csv.writer(delimiter="\t")``: CRLF line ends, fields
     containing ``"`` quoted with doubled quotes; read back with the csv module
     (strict quoting), so a quoted field may even span lines. The line reported
-    for a bad row is the row's first line.
+    for a bad row is the row's first line; errors name fields by ``columns``.
+    Both texts must be non-empty; a blank line between rows is an error.
     """
     ctx = _Ctx(path, skip_invalid, stats)
     labels = tuple(labels) if labels is not None else None
@@ -371,8 +442,10 @@ def read_pair_tsv(path, *, skip_invalid: bool = False, stats: ReadStats | None =
 
     def convert(row):
         if len(row) != 3:
-            raise _Bad(None, f"expected 3 tab-separated columns (text_a, text_b, label), got {len(row)}")
-        return {"text_a": row[0], "text_b": row[1], "label": _check_label(row[2].strip(), labels)}
+            raise _Bad(None, f"expected 3 tab-separated columns ({', '.join(columns)}), got {len(row)}")
+        record = dict(zip(columns, row))
+        return {"text_a": _text(record, columns[0]), "text_b": _text(record, columns[1]),
+                "label": _check_label(row[2].strip(), labels, columns[2])}
 
     return _records(ctx, _csv_rows(ctx, lines, delimiter="\t", strict=True), convert)
 
@@ -380,13 +453,15 @@ def read_pair_tsv(path, *, skip_invalid: bool = False, stats: ReadStats | None =
 def read_xnli(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
               labels: Iterable[str] | None = NLI_LABELS) -> list[dict]:
     """XNLI in XTREME format (``premise, hypothesis, label``); see :func:`read_pair_tsv`."""
-    return read_pair_tsv(path, skip_invalid=skip_invalid, stats=stats, labels=labels)
+    return read_pair_tsv(path, skip_invalid=skip_invalid, stats=stats, labels=labels,
+                         columns=("premise", "hypothesis", "label"))
 
 
 def read_pawsx(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
                labels: Iterable[str] | None = PAWSX_LABELS) -> list[dict]:
     """PAWS-X in XTREME format (``sentence1, sentence2, label`` with label "0"/"1")."""
-    return read_pair_tsv(path, skip_invalid=skip_invalid, stats=stats, labels=labels)
+    return read_pair_tsv(path, skip_invalid=skip_invalid, stats=stats, labels=labels,
+                         columns=("sentence1", "sentence2", "label"))
 
 
 def read_qqp(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
@@ -412,7 +487,9 @@ def read_qqp(path, *, skip_invalid: bool = False, stats: ReadStats | None = None
     def convert(row):
         if len(row) != len(header):
             raise _Bad(None, f"expected {len(header)} tab-separated columns, got {len(row)}")
-        return {"text_a": row[i1], "text_b": row[i2], "label": _check_label(row[il].strip(), labels, "is_duplicate")}
+        record = dict(zip(header, row))
+        return {"text_a": _text(record, "question1"), "text_b": _text(record, "question2"),
+                "label": _check_label(row[il].strip(), labels, "is_duplicate")}
 
     return _records(ctx, rows, convert)
 
@@ -428,7 +505,7 @@ def read_mnli(path, *, skip_invalid: bool = False, stats: ReadStats | None = Non
     labels = tuple(labels) if labels is not None else None
 
     def convert(obj):
-        a, b, gold = _get(obj, "sentence1"), _get(obj, "sentence2"), _get(obj, "gold_label")
+        a, b, gold = _text(obj, "sentence1"), _text(obj, "sentence2"), _get(obj, "gold_label")
         if gold == "-":
             ctx.stats.no_gold += 1
             return None
@@ -448,8 +525,8 @@ def read_anli(path, *, skip_invalid: bool = False, stats: ReadStats | None = Non
     labels = tuple(labels) if labels is not None else None
 
     def convert(obj):
-        premise = _get(obj, "premise") if "premise" in obj or "context" not in obj else _get(obj, "context")
-        hyp, raw = _get(obj, "hypothesis"), _get(obj, "label")
+        premise = _text(obj, "premise") if "premise" in obj or "context" not in obj else _text(obj, "context")
+        hyp, raw = _text(obj, "hypothesis"), _get(obj, "label")
         label = ANLI_LABELS.get(raw, raw)
         if label not in NLI_LABELS:
             raise _Bad("label", f"unknown label {raw!r}; expected e, n or c")
@@ -473,8 +550,8 @@ def read_copa(path, *, skip_invalid: bool = False, stats: ReadStats | None = Non
         q = _get(obj, "question")
         if q not in COPA_QUESTIONS:
             raise _Bad("question", f"expected 'cause' or 'effect', got {q!r}")
-        return {"context": _get(obj, "premise"), "question": COPA_QUESTIONS[q],
-                "choices": [_get(obj, "choice1"), _get(obj, "choice2")],
+        return {"context": _text(obj, "premise"), "question": COPA_QUESTIONS[q],
+                "choices": [_text(obj, "choice1"), _text(obj, "choice2")],
                 "label": _int_label(_get(obj, "label", (int, str)), 2)}
 
     return _records(ctx, _jsonl(ctx), convert)
@@ -483,13 +560,15 @@ def read_copa(path, *, skip_invalid: bool = False, stats: ReadStats | None = Non
 read_xcopa = read_copa
 
 
-def _siqa_labels_path(path: Path) -> Path | None:
+def _siqa_labels_path(path: Path) -> tuple[Path | None, Path]:
+    """(the labels file beside ``path`` or None, the name it would have)."""
     name = path.name[:-3] if path.name.endswith(".gz") else path.name
     stem = name[: -len(".jsonl")] if name.endswith(".jsonl") else Path(name).stem
-    for cand in (path.with_name(f"{stem}-labels.lst"), path.with_name(f"{stem}-labels.lst.gz")):
-        if cand.exists():
-            return cand
-    return None
+    expected = path.with_name(f"{stem}-labels.lst")
+    for cand in (expected, path.with_name(f"{stem}-labels.lst.gz")):
+        if file_present(cand):
+            return cand, expected
+    return None, expected
 
 
 def read_siqa(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
@@ -501,17 +580,22 @@ def read_siqa(path, *, skip_invalid: bool = False, stats: ReadStats | None = Non
     data lines (``labels_path``; by default ``<stem>-labels.lst`` beside the
     data file, as in the official ``dev.jsonl`` / ``dev-labels.lst``).
     Labels become 0/1/2. Different record / label counts raise DataError; a bad
-    label names the labels file and its line.
+    or empty label names the labels file and its line (blank lines at the end
+    of the labels file are ignored). Records without ``correct`` and no labels
+    file: a DataError naming the labels file that was looked for.
     """
     ctx = _Ctx(path, skip_invalid, stats)
     path = ctx.path
     lines = _Lines(ctx)
+    expected = None
     if labels_path is None:
-        labels_path = _siqa_labels_path(path)
+        labels_path, expected = _siqa_labels_path(path)
     gold: list[tuple[int, str]] = []
     pos: dict[int, int] = {}
     if labels_path is not None:
-        gold = [(n, s.strip()) for n, s in _Lines(_Ctx(labels_path, False, None)) if s.strip()]
+        gold = [(n, s.strip()) for n, s in _Lines(_Ctx(labels_path, False, None))]
+        while gold and not gold[-1][1]:
+            gold.pop()
         data = [n for n, s in enumerate(lines.lines, 1) if s.strip()]
         if len(gold) != len(data):
             line = gold[len(data)][0] if len(gold) > len(data) else (gold[-1][0] + 1 if gold else 1)
@@ -521,19 +605,22 @@ def read_siqa(path, *, skip_invalid: bool = False, stats: ReadStats | None = Non
     out = []
     for n, obj in _jsonl(ctx, lines):
         try:
-            ex = {"context": _get(obj, "context"), "question": _get(obj, "question"),
-                  "choices": [_get(obj, "answerA"), _get(obj, "answerB"), _get(obj, "answerC")]}
+            ex = {"context": _text(obj, "context"), "question": _text(obj, "question"),
+                  "choices": [_text(obj, "answerA"), _text(obj, "answerB"), _text(obj, "answerC")]}
             if "correct" in obj:
                 c = _get(obj, "correct")
                 if c not in ("A", "B", "C"):
                     raise _Bad("correct", f"unknown label {c!r}; expected A, B or C")
                 ex["label"] = "ABC".index(c)
             elif labels_path is None:
-                raise _Bad("correct", "no label: the record has no 'correct' field and no labels file "
-                                      "was found (pass labels_path=...)")
+                raise DataError(expected, None, None, f"labels file not found: the records of {path.name} (line {n} "
+                                                      f"on) have no 'correct' field, so their labels come from "
+                                                      f"{expected.name} beside it (or pass labels_path=...)")
             else:
                 ln, value = gold[pos[n]]
                 try:
+                    if not value:
+                        raise _Bad("label", "empty")
                     ex["label"] = _int_label(value, 3, base=1)
                 except _Bad as b:
                     ctx.bad(DataError(labels_path, ln, "label", f"{b.message} (expected 1, 2 or 3)"))
@@ -554,8 +641,8 @@ def read_cosmosqa(path, *, skip_invalid: bool = False, stats: ReadStats | None =
     keys = ("context", "question", "answer0", "answer1", "answer2", "answer3", "label")
 
     def convert(obj):
-        return {"context": _get(obj, "context"), "question": _get(obj, "question"),
-                "choices": [_get(obj, f"answer{i}") for i in range(4)],
+        return {"context": _text(obj, "context"), "question": _text(obj, "question"),
+                "choices": [_text(obj, f"answer{i}") for i in range(4)],
                 "label": _int_label(_get(obj, "label", (int, str)), 4)}
 
     if not name.endswith(".csv"):
@@ -591,7 +678,7 @@ def read_commonsenseqa(path, *, skip_invalid: bool = False, stats: ReadStats | N
     def convert(obj):
         q = _get(obj, "question", (str, dict))
         if isinstance(q, dict):
-            stem = _get(q, "stem", str, "question.")
+            stem = _text(q, "stem", "question.")
             choices = _get(q, "choices", list, "question.")
             keys, texts = [], []
             for i, c in enumerate(choices):
@@ -600,13 +687,16 @@ def read_commonsenseqa(path, *, skip_invalid: bool = False, stats: ReadStats | N
                 keys.append(_get(c, "label", str, f"question.choices[{i}]."))
                 texts.append(_get(c, "text", str, f"question.choices[{i}]."))
         else:
-            stem = q
+            stem = _text(obj, "question")
             ch = _get(obj, "choices", dict)
             keys, texts = _get(ch, "label", list, "choices."), _get(ch, "text", list, "choices.")
             if len(keys) != len(texts) or not all(isinstance(t, str) for t in texts + keys):
                 raise _Bad("choices", f"expected equally long string lists, got {len(keys)} labels, {len(texts)} texts")
         if len(texts) < 2:
             raise _Bad("choices", f"expected at least 2 choices, got {len(texts)}")
+        for i, t in enumerate(texts):
+            if not t.strip():
+                raise _Bad(f"choices.text[{i}]" if not isinstance(q, dict) else f"question.choices[{i}].text", "empty")
         key = _get(obj, "answerKey")
         if key not in keys:
             raise _Bad("answerKey", f"unknown label {key!r}; choice labels are {', '.join(keys)}")
@@ -622,21 +712,29 @@ def read_hellaswag(path, *, skip_invalid: bool = False, stats: ReadStats | None 
       ``ctx`` already starts with the activity label;
     * official: ``{"activity_label", "ctx_a", "ctx_b", "ctx", "endings", "label", ...}``
       (``ctx`` is rebuilt from ``ctx_a`` + ``ctx_b`` when absent).
+
+    Every record has exactly :data:`HELLASWAG_ENDINGS` non-empty endings.
     """
     ctx = _Ctx(path, skip_invalid, stats)
 
     def convert(obj):
         if "activity_label" in obj:
             if "ctx" in obj:
-                c = _get(obj, "ctx")
+                c = _text(obj, "ctx")
             else:
                 c = (_get(obj, "ctx_a") + " " + _get(obj, "ctx_b")).strip()
+                if not c:
+                    raise _Bad("ctx_a", "empty (and so is ctx_b)")
             context = f"{_get(obj, 'activity_label')}: {c}"
         else:
-            context = _get(obj, "ctx")
+            context = _text(obj, "ctx")
         endings = _get(obj, "endings", list)
-        if len(endings) < 2 or not all(isinstance(e, str) for e in endings):
-            raise _Bad("endings", f"expected a list of at least 2 strings, got {_short(endings)}")
+        if len(endings) != HELLASWAG_ENDINGS or not all(isinstance(e, str) for e in endings):
+            raise _Bad("endings", f"expected a list of {HELLASWAG_ENDINGS} strings, got {len(endings)}: "
+                                  f"{_short(endings)}")
+        for i, e in enumerate(endings):
+            if not e.strip():
+                raise _Bad(f"endings[{i}]", "empty")
         return {"context": context, "question": "", "choices": list(endings),
                 "label": _int_label(_get(obj, "label", (int, str)), len(endings))}
 
@@ -647,7 +745,8 @@ def read_hellaswag(path, *, skip_invalid: bool = False, stats: ReadStats | None 
 
 
 def read_squad(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
-               strict_offsets: bool = True, require_answers: bool = True) -> list[dict]:
+               strict_offsets: bool = True, require_answers: bool = True,
+               duplicate_ids: str = "error") -> list[dict]:
     """SQuAD v1.1 / v2.0 JSON (XQuAD, MLQA, TyDiQA-GoldP): one example per question.
 
     Checks every answer: ``context[answer_start:answer_start + len(text)] == text``.
@@ -657,19 +756,22 @@ def read_squad(path, *, skip_invalid: bool = False, stats: ReadStats | None = No
     question with ``is_impossible: true`` gets empty answer lists (its
     ``plausible_answers`` are ignored). Any other question without answers is
     a bad record unless ``require_answers=False`` (e.g. answer-stripped test
-    files). Ids are made unique, since scoring keys predictions by id: a
-    repeated id gets ``~1``, ``~2``, ... appended and is counted in
-    ``stats.duplicate_ids`` (the XTREME TyDiQA-GoldP English train file reuses
-    small integers as ids: 3696 questions, 89 distinct ids). Errors name the
-    record by its 0-based index path, e.g. ``data[3].paragraphs[0].qas[2]``,
-    with line None.
+    files). Scoring keys predictions by id, so a repeated question id is a bad
+    record (``duplicate_ids="error"``, naming both places); with
+    ``duplicate_ids="rename"`` (for training files, which are never scored) it
+    gets ``~1``, ``~2``, ... appended and is counted in ``stats.duplicate_ids``
+    (the XTREME TyDiQA-GoldP English train file reuses small integers as ids:
+    3696 questions, 89 distinct ids). Errors name the record by its 0-based
+    index path, e.g. ``data[3].paragraphs[0].qas[2]``, with line None.
     """
+    if duplicate_ids not in ("error", "rename"):
+        raise ValueError(f"duplicate_ids must be 'error' or 'rename', got {duplicate_ids!r}")
     ctx = _Ctx(path, skip_invalid, stats)
     doc = _json_document(ctx)
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         raise ctx.error(None, "data", "missing: expected a SQuAD-style object with a 'data' list")
     out: list[dict] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     dups = 0
     for a_i, article in enumerate(doc["data"]):
         where_a = f"data[{a_i}]"
@@ -682,7 +784,7 @@ def read_squad(path, *, skip_invalid: bool = False, stats: ReadStats | None = No
             try:
                 if not isinstance(par, dict):
                     raise _Bad(where_p, "expected an object")
-                context = _get(par, "context", str, where_p + ".")
+                context = _text(par, "context", where_p + ".")
                 qas = _get(par, "qas", list, where_p + ".")
             except _Bad as b:
                 ctx.bad(ctx.error(None, b.fld, b.message))
@@ -694,6 +796,10 @@ def read_squad(path, *, skip_invalid: bool = False, stats: ReadStats | None = No
                 except _Bad as b:
                     ctx.bad(ctx.error(None, b.fld, b.message))
                     continue
+                if ex["id"] in seen and duplicate_ids == "error":
+                    ctx.bad(ctx.error(None, where_q + ".id", f"duplicate question id {ex['id']!r} (first at "
+                                                             f"{seen[ex['id']]}); predictions are scored by id"))
+                    continue
                 if ex["id"] in seen:
                     base, k = ex["id"], 1
                     while f"{base}~{k}" in seen:
@@ -701,7 +807,7 @@ def read_squad(path, *, skip_invalid: bool = False, stats: ReadStats | None = No
                     ex["id"] = f"{base}~{k}"
                     ctx.stats.duplicate_ids += 1
                     dups += 1
-                seen.add(ex["id"])
+                seen[ex["id"]] = where_q
                 ctx.stats.answer_offset_mismatches += mismatches
                 out.append(ex)
     if dups:
@@ -714,7 +820,7 @@ def _squad_question(qa, context: str, where: str, strict_offsets: bool, require_
     if not isinstance(qa, dict):
         raise _Bad(where, "expected an object")
     qid = _get(qa, "id", (str, int), where + ".")
-    question = _get(qa, "question", str, where + ".")
+    question = _text(qa, "question", where + ".")
     impossible = qa.get("is_impossible", False)
     if not isinstance(impossible, bool):
         raise _Bad(where + ".is_impossible", f"expected true/false, got {impossible!r}")
@@ -727,7 +833,7 @@ def _squad_question(qa, context: str, where: str, strict_offsets: bool, require_
             w = f"{where}.answers[{k}]"
             if not isinstance(ans, dict):
                 raise _Bad(w, "expected an object with text and answer_start")
-            text = _get(ans, "text", str, w + ".")
+            text = _text(ans, "text", w + ".")
             start = _get(ans, "answer_start", int, w + ".")
             if start < 0 or context[start:start + len(text)] != text:
                 if strict_offsets:
@@ -767,16 +873,23 @@ def _sentences(lines: _Lines) -> Iterator[list[tuple[int, str]]]:
 
 
 def read_tags(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
-              labels: Iterable[str] | None = None) -> list[dict]:
+              labels: Iterable[str] | None = None, scheme: str | None = None) -> list[dict]:
     """``token<TAB>tag`` per line, a blank line between sentences (XTREME UD-POS / PAN-X).
 
     A line without a tab, or with more than one (more tags than tokens), an
     empty token or tag, or a tag outside ``labels`` (when given) makes its
-    sentence bad.
+    sentence bad. With ``scheme="iob2"`` an ``I-X`` tag that does not continue
+    an ``X`` entity (after ``O``, another type, or at the sentence start) is
+    accepted, as seqeval and XTREME's scorer accept it (as the start of a new
+    entity), and reported once per file as a warning with its first line and
+    the count (see :attr:`ReadStats.warnings`).
     """
+    if scheme not in (None, "iob2"):
+        raise ValueError(f"scheme must be None or 'iob2', got {scheme!r}")
     ctx = _Ctx(path, skip_invalid, stats)
     labels = tuple(labels) if labels is not None else None
     lab_set = set(labels) if labels is not None else None
+    stray: list[tuple[int, str, str]] = []  # (line, tag, what precedes it) of I- tags that begin an entity
     out = []
     for group in _sentences(_Lines(ctx)):
         tokens, tags = [], []
@@ -800,7 +913,17 @@ def read_tags(path, *, skip_invalid: bool = False, stats: ReadStats | None = Non
         except DataError as e:
             ctx.bad(e)
             continue
+        if scheme == "iob2":
+            prev = None
+            for (n, _), tag in zip(group, tags):
+                if tag.startswith("I-") and (prev is None or prev[2:] != tag[2:]):
+                    stray.append((n, tag, repr(prev) if prev else "the sentence start"))
+                prev = tag
         out.append({"tokens": tokens, "tags": tags})
+    if stray:
+        n, tag, prev = stray[0]
+        ctx.warn(n, "tag", f"{tag!r} after {prev} does not continue an entity; it is read, as seqeval reads it, "
+                           f"as the start of a new one ({len(stray)} such tag(s) in this file, this is the first)")
     ctx.done(len(out))
     return out
 
@@ -813,11 +936,13 @@ def read_udpos(path, *, skip_invalid: bool = False, stats: ReadStats | None = No
 
 def read_panx(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
               labels: Iterable[str] | None = PANX_TAGS) -> list[dict]:
-    """XTREME PAN-X / WikiANN (``token<TAB>IOB2 tag``); tags checked against PER/ORG/LOC IOB2."""
-    return read_tags(path, skip_invalid=skip_invalid, stats=stats, labels=labels)
+    """XTREME PAN-X / WikiANN (``token<TAB>IOB2 tag``); tags checked against PER/ORG/LOC IOB2,
+    an ``I-`` tag after ``O`` warned about (see :func:`read_tags`)."""
+    return read_tags(path, skip_invalid=skip_invalid, stats=stats, labels=labels, scheme="iob2")
 
 
 _CONLLU_COLUMNS = {"upos": 3, "xpos": 4, "deprel": 7}
+_CONLLU_RANGE_OR_EMPTY = re.compile(r"[0-9]+-[0-9]+|[0-9]+\.[0-9]+")
 
 
 def read_conllu(path, *, skip_invalid: bool = False, stats: ReadStats | None = None,
@@ -826,7 +951,8 @@ def read_conllu(path, *, skip_invalid: bool = False, stats: ReadStats | None = N
 
     Comment lines (``#``), multiword-token ranges (``1-2``) and empty nodes
     (``1.1``) are skipped. Word ids must run 1, 2, 3, ... in each sentence;
-    every line needs 10 tab-separated fields. ``labels`` is checked only when
+    every line needs 10 tab-separated fields; a sentence needs at least one
+    word (the error names its first line). ``labels`` is checked only when
     ``column == "upos"`` (pass None to disable).
     """
     if column not in _CONLLU_COLUMNS:
@@ -845,10 +971,11 @@ def read_conllu(path, *, skip_invalid: bool = False, stats: ReadStats | None = N
                 if len(parts) != 10:
                     raise ctx.error(n, None, f"expected 10 tab-separated fields, got {len(parts)}")
                 wid = parts[0]
-                if "-" in wid or "." in wid:
+                if _CONLLU_RANGE_OR_EMPTY.fullmatch(wid):
                     continue
-                if not wid.isdigit():
-                    raise ctx.error(n, "ID", f"bad word id {wid!r}")
+                if not (wid.isascii() and wid.isdigit()):
+                    raise ctx.error(n, "ID", f"bad word id {wid!r}: expected an integer, a range like 1-2 or an "
+                                             f"empty node like 1.1")
                 if int(wid) != len(tokens) + 1:
                     raise ctx.error(n, "ID", f"word id {wid} out of sequence (expected {len(tokens) + 1})")
                 tag = parts[col]
@@ -857,11 +984,13 @@ def read_conllu(path, *, skip_invalid: bool = False, stats: ReadStats | None = N
                                                        f"{', '.join(labels)}")
                 tokens.append(parts[1])
                 tags.append(tag)
+            if not tokens:
+                raise ctx.error(group[0][0], None, f"sentence without tokens (lines {group[0][0]}-{group[-1][0]} "
+                                                   f"hold no word line)")
         except DataError as e:
             ctx.bad(e)
             continue
-        if tokens:
-            out.append({"tokens": tokens, "tags": tags})
+        out.append({"tokens": tokens, "tags": tags})
     ctx.done(len(out))
     return out
 
@@ -958,6 +1087,8 @@ def _id_sentences(ctx: _Ctx) -> dict[str, str]:
         sid, sent = parts[0].strip(), parts[1]
         if not sid:
             ctx.bad(ctx.error(n, "id", "empty id"))
+        elif not sent.strip():
+            ctx.bad(ctx.error(n, "sentence", "empty"))
         elif sid in out:
             ctx.bad(ctx.error(n, "id", f"duplicate id {sid!r}"))
         else:
@@ -1030,7 +1161,7 @@ def read_xquad_r(path, *, skip_invalid: bool = False, stats: ReadStats | None = 
             try:
                 if not isinstance(par, dict):
                     raise _Bad(where, "expected an object")
-                context = _get(par, "context", str, where + ".")
+                context = _text(par, "context", where + ".")
                 sents = _get(par, "sentences", list, where + ".")
                 breaks = _get(par, "sentence_breaks", list, where + ".")
                 qas = _get(par, "qas", list, where + ".")

@@ -4,8 +4,10 @@ Each target names its English training task (``train_task``) and every
 language it is evaluated in, once. XTREME-R additions are in ``xtreme_r.py``.
 """
 
+from dataclasses import replace
+
 from ...readers import NLI_LABELS, PANX_TAGS, UPOS_TAGS
-from ..registry import register
+from ..registry import get, register
 from ..spec import TaskSpec
 
 XNLI_LANGS = "ar bg de el en es fr hi ru sw th tr ur vi zh".split()
@@ -69,3 +71,18 @@ register(TaskSpec(name="tatoeba", family="retrieval", languages=tuple(TATOEBA_LA
                   options={"kind": "aligned"}, files={"test": ("tatoeba/tatoeba.{lang3}-eng.{lang3}",),
                                                      "test_target": ("tatoeba/tatoeba.{lang3}-eng.eng",)},
                   description="Tatoeba: nearest English sentence by cosine, xx -> en accuracy"))
+
+# XTREME scores UD-POS on the UD treebanks' test sets (XTREME's own test files carry no labels): one task per
+# treebank family, read from the CoNLL-U release files `ud/<lang>_<treebank>-ud-test.conllu`, trained like udpos.
+UD_TREEBANKS = {
+    "ewt": ("en",),
+    "gsd": tuple("de es fr id ja ko pt ru zh".split()),
+    "tdt": ("fi",),
+    "imst": ("tr",),
+    "pud": tuple("ar cs de en es fi fr hi id is it ja ko pl pt ru sv th tr zh".split()),  # parallel, 1000 sentences
+}
+for _tb, _langs in UD_TREEBANKS.items():
+    register(replace(get("udpos"), name=f"udpos_{_tb}", languages=_langs, format="conllu", train_task="udpos", hub=None,
+                     files={s: (f"ud/{{lang}}_{_tb}-ud-{s}.conllu",) for s in (("dev", "test") if _tb == "ewt" else ("test",))},
+                     eval_split="test",
+                     description=f"UD-POS on the UD {_tb.upper()} treebank test sets (CoNLL-U UPOS); trained on udpos"))
