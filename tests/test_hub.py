@@ -23,7 +23,7 @@ def hub(monkeypatch):
     tables, calls = {}, []
 
     def fake_load(name, config=None, split=None, **kw):
-        calls.append((name, config, split))
+        calls.append((name, config, split, *kw.values()))
         try:
             return tables[(name, config, split)]
         except KeyError:
@@ -73,6 +73,7 @@ def test_multiple_choice_xcopa_siqa_hellaswag_commonsenseqa(hub):
     hub[("allenai/social_i_qa", None, "validation")] = ds({
         "context": ["c"], "question": ["q"], "answerA": ["A"], "answerB": ["B"], "answerC": ["C"], "label": ["3"]})
     assert load_examples(get("siqa"), "dev", "en") == [{"context": "c", "question": "q", "choices": ["A", "B", "C"], "label": 2}]
+    assert hub["calls"][-1] == ("allenai/social_i_qa", None, "validation", "refs/convert/parquet")  # main has a script
     hub[("Rowan/hellaswag", None, "train")] = ds({
         "ind": [4], "activity_label": ["Baking"], "ctx_a": ["He"], "ctx_b": ["mixes"], "ctx": ["He mixes"],
         "endings": [["e0", "e1", "e2", "e3"]], "source_id": ["x"], "split": ["train"], "split_type": ["indomain"],

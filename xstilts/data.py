@@ -165,7 +165,8 @@ def load_from_hub(spec: TaskSpec, split: str, lang: str, *, limit=None) -> list[
     hub_split = hub.splits[split].format(lang=lang)
     where = f"hub:{hub.dataset}" + (f"/{config}" if config else "") + f"[{hub_split}]"
     try:
-        ds = datasets.load_dataset(hub.dataset, config, split=hub_split)
+        kwargs = {"revision": hub.revision} if hub.revision else {}
+        ds = datasets.load_dataset(hub.dataset, config, split=hub_split, **kwargs)
     except Exception as e:  # network, unknown id/config/split: one line, not a traceback
         raise ConfigError(f"{where}: datasets.load_dataset failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                           f"for offline use give a data folder (--data-dir DIR, or data_dir: in the config)") from None

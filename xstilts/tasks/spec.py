@@ -39,7 +39,9 @@ class HubSource:
         languages: languages with a hub copy (None: all of the task's languages).
         row_filter: ``(column, {lang: prefix})``: keep rows whose column starts with the
             language's prefix (hub configs that mix languages, e.g. TyDiQA's ids).
-        verified: the id, configs and columns were checked against the hub's current files.
+        revision: hub revision to read; ``"refs/convert/parquet"`` (the hub's own Parquet export) for
+            repositories whose main branch still holds a loading script, which ``datasets`` 4.x refuses.
+        verified: the id, configs, splits and columns were checked against the hub's current files.
     """
 
     dataset: str
@@ -50,6 +52,7 @@ class HubSource:
     values: dict[str, dict] = field(default_factory=dict)
     languages: tuple[str, ...] | None = None
     row_filter: tuple[str, dict[str, str]] | None = None
+    revision: str | None = None
     verified: bool = False
 
     def covers(self, split: str, lang: str) -> bool:

@@ -10,8 +10,10 @@ from ..spec import HubSource, MixtureSpec, TaskSpec
 
 NLI = tuple(NLI_LABELS)
 NLI_COLUMNS = {"text_a": "premise", "text_b": "hypothesis"}
+PARQUET_EXPORT = "refs/convert/parquet"
 
 # Public hub copies (Parquet; ``datasets`` 4.x). Tasks absent here have none: CCGbank is LDC-licensed.
+# SocialIQA's and Cosmos QA's main branches still hold loading scripts: read the hub's Parquet export.
 HUB = {
     "mnli": HubSource("nyu-mll/multi_nli", splits={"train": "train", "dev": "validation_matched"},
                       columns=NLI_COLUMNS),
@@ -22,13 +24,15 @@ HUB = {
                      values={"label": {"not_duplicate": "0", "duplicate": "1"}}),
     "squad": HubSource("rajpurkar/squad"),
     "squad_v2": HubSource("rajpurkar/squad_v2"),
-    "hellaswag": HubSource("Rowan/hellaswag", columns={"context": "{activity_label}: {ctx}", "choices": "endings"}),
-    "cosmosqa": HubSource("allenai/cosmos_qa", columns={"choices": ("answer0", "answer1", "answer2", "answer3")}),
+    "hellaswag": HubSource("Rowan/hellaswag", columns={"context": "{activity_label}: {ctx}", "choices": "endings"},
+                           verified=True),
+    "cosmosqa": HubSource("allenai/cosmos_qa", columns={"choices": ("answer0", "answer1", "answer2", "answer3")},
+                          revision=PARQUET_EXPORT),
     "commonsenseqa": HubSource("tau/commonsense_qa", columns={"choices": "choices.text",
                                                               "label": "answerKey"},
                                values={"label": {k: i for i, k in enumerate("ABCDE")}}),
     "siqa": HubSource("allenai/social_i_qa", columns={"choices": ("answerA", "answerB", "answerC")},
-                      values={"label": {"1": 0, "2": 1, "3": 2}}),
+                      values={"label": {"1": 0, "2": 1, "3": 2}}, revision=PARQUET_EXPORT),
 }
 
 for name, fmt, files in [

@@ -39,7 +39,7 @@ TYDIQA_NAMES = dict(ar="arabic", bn="bengali", en="english", fi="finnish", id="i
 # train split, so XNLI comes from facebook/xnli (whose English train is MNLI, as XTREME's). BUCC has none in the
 # mining layout (the hub copies hold only the gold pairs, not the corpora mined from).
 HUB = {
-    "xnli": HubSource("facebook/xnli", "{lang}", columns={"text_a": "premise", "text_b": "hypothesis"}),
+    "xnli": HubSource("facebook/xnli", "{lang}", columns={"text_a": "premise", "text_b": "hypothesis"}, verified=True),
     "pawsx": HubSource("google-research-datasets/paws-x", "{lang}", columns={"text_a": "sentence1", "text_b": "sentence2"}),
     "udpos": HubSource("google/xtreme", "udpos.{config}", configs=UD_NAMES, columns={"tags": "pos_tags"}, verified=True),
     "panx": HubSource("google/xtreme", "PAN-X.{lang}", columns={"tags": "ner_tags"}, verified=True),

@@ -19,7 +19,8 @@ PANX_R_LANGS = sorted(set(PANX_LANGS) | set("az gu lt pa pl qu ro uk".split())) 
 COPA_HUB = dict(columns={"context": "premise", "choices": ("choice1", "choice2")}, values={"question": COPA_QUESTIONS})
 HUB = {
     "copa": HubSource("aps/super_glue", "copa", splits={"train": "train", "dev": "validation"}, **COPA_HUB),
-    "xcopa": HubSource("cambridgeltl/xcopa", "{lang}", splits={"dev": "validation", "test": "test"}, **COPA_HUB),
+    "xcopa": HubSource("cambridgeltl/xcopa", "{lang}", splits={"dev": "validation", "test": "test"},
+                       revision="refs/convert/parquet", **COPA_HUB),  # the hub's Parquet export of each language
     "udpos_r": replace(XTREME_HUB["udpos"], splits={"dev": "validation", "test": "test"}),
     "panx_r": HubSource("unimelb-nlp/wikiann", "{lang}", splits={"dev": "validation", "test": "test"},
                         columns={"tags": "ner_tags"}),
