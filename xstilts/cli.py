@@ -70,6 +70,23 @@ def _cmd_results(args) -> int:
     return 0
 
 
+def _cmd_results_export(args) -> int:
+    from pathlib import Path
+
+    from .errors import ConfigError
+    from .export import export
+    from .store import Store
+
+    path = Path(args.workdir) / "results.sqlite"
+    if not path.exists():
+        raise ConfigError(f"no results store at {path} (run `xstilts run` or `xstilts grid` first)")
+    ext = {"lm-eval-json": "json", "csv": "csv", "parquet": "parquet"}[args.format]
+    out = args.out or Path(args.workdir) / "export" / f"results.{ext}"
+    for written in export(Store(path), args.format, out, run=args.run):
+        print(f"wrote {written}")
+    return 0
+
+
 def _cmd_report(args) -> int:
     from pathlib import Path
 
@@ -256,6 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--export", default=None, help="write to this .csv or .parquet file")
     q.add_argument("--max-rows", type=int, default=60)
     q.set_defaults(fn=_cmd_results)
+    qs = q.add_subparsers(dest="results_cmd", metavar="{export}")
+    qe = qs.add_parser("export", help="per task and language: values with intervals, task versions, config, "
+                                      "code version, environment (lm-evaluation-harness results JSON, CSV or Parquet)")
+    qe.add_argument("--format", required=True, choices=["lm-eval-json", "csv", "parquet"])
+    qe.add_argument("--run", default=None, help="only this run id (default: every run; seeds of a setting pooled)")
+    qe.add_argument("--workdir", default=argparse.SUPPRESS, help="default: the results command's --workdir (runs)")
+    qe.add_argument("--out", default=None, help="output file (default: <workdir>/export/results.<ext>)")
+    qe.set_defaults(fn=_cmd_results_export)
 
     rp = sub.add_parser("report", help="HTML + Markdown report (tables, plots, significance) from the store")
     rp.add_argument("--workdir", default="runs")

@@ -102,10 +102,11 @@ def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit
         DataError: the file is missing or a record is malformed (file, line, field named).
     """
     path = task_file(spec, split, lang, data_dir)
-    if not path.exists() and data_dir is None and spec.hub:
+    if not path.exists() and data_dir is None and spec.hub is not None:
         return load_from_hub(spec, split, lang, limit=limit)
     if not path.exists():
-        raise DataError(path, None, None, f"file not found (task {spec.name!r}, split {split!r}, language {lang!r})")
+        hint = f"; {no_hub_error(spec, split, lang)}" if data_dir is None else ""
+        raise DataError(path, None, None, f"file not found (task {spec.name!r}, split {split!r}, language {lang!r}){hint}")
     table = readers()
     if spec.format not in table:
         raise ConfigError(f"task {spec.name!r}: unknown format {spec.format!r}; known: {', '.join(sorted(table))}")
@@ -129,39 +130,150 @@ def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit
     return examples
 
 
-HUB_SPLITS = {"dev": "validation", "train": "train", "test": "test"}
+def available(spec: TaskSpec, split: str, lang: str, data_dir=None) -> bool:
+    """True if ``split`` in ``lang`` can be read: its file exists, or (no data folder) the hub copy has it."""
+    if split in spec.files and task_file(spec, split, lang, data_dir).exists():
+        return True
+    return data_dir is None and spec.hub is not None and spec.hub.covers(split, lang)
+
+
+def no_hub_error(spec: TaskSpec, split: str, lang: str) -> ConfigError:
+    """The task (or this split and language of it) has no public hub copy: point at a data folder."""
+    if spec.hub is None:
+        what = f"task {spec.name!r} has no public hub copy"
+    else:
+        what = f"the hub copy of {spec.name!r} ({spec.hub.dataset}) has no {split!r} split in {lang!r}"
+    return ConfigError(f"{what}; give a data folder with its files (--data-dir DIR, or data_dir: in the config)")
+
+
+# Family fields a hub row may lack: read as these values.
+OPTIONAL_FIELDS = {"classification": {"text_b": None}, "multiple_choice": {"context": "", "question": ""}}
+# The fields read from a hub row, per family; retrieval rows are one aligned pair (Tatoeba), mlm rows one text.
+HUB_FIELDS = {**REQUIRED_FIELDS, "classification": ("text_a", "text_b", "label"),
+              "multiple_choice": ("context", "question", "choices", "label")}
 
 
 def load_from_hub(spec: TaskSpec, split: str, lang: str, *, limit=None) -> list[dict]:
-    """The task from the ``datasets`` hub by its usual name (users with network; ``spec.hub``).
+    """One split of one language from the task's hub copy (:class:`~xstilts.tasks.HubSource`), as family records.
 
-    Hub rows are mapped onto the family fields: integer class labels become
-    label names, SQuAD-style QA rows are already in our layout.
+    Columns are read as ``spec.hub.columns`` says; class-label columns become their label names,
+    then ``spec.hub.values`` maps them onto ours. Classification rows whose label is -1 (no gold
+    label, as MNLI/SNLI and GLUE test sets mark them) are left out, as the official readers do.
+    A retrieval (aligned) split comes back as one ``{"source": [...], "target": [...]}`` record.
+
+    Raises:
+        ConfigError: no hub copy of this split and language, or the hub load failed.
+        DataError: a row lacks a column or has a label outside the task's label set
+            (named as ``hub:<dataset>/<config>[<split>]``, row number, field).
     """
     import datasets
 
-    name, config = spec.hub
-    ds = datasets.load_dataset(name, config.format(lang=lang) if config else None, split=HUB_SPLITS.get(split, split))
-    if limit is not None:
+    hub = spec.hub
+    if hub is None or not hub.covers(split, lang):
+        raise no_hub_error(spec, split, lang)
+    from .tasks.catalog.xtreme import TATOEBA_CODES
+
+    config = hub.config.format(lang=lang, lang3=TATOEBA_CODES.get(lang, lang), config=hub.configs.get(lang, lang)) \
+        if hub.config else None
+    hub_split = hub.splits[split].format(lang=lang)
+    where = f"hub:{hub.dataset}" + (f"/{config}" if config else "") + f"[{hub_split}]"
+    try:
+        kwargs = {"revision": hub.revision} if hub.revision else {}
+        ds = datasets.load_dataset(hub.dataset, config, split=hub_split, **kwargs)
+    except Exception as e:  # network, unknown id/config/split: one line, not a traceback
+        raise ConfigError(f"{where}: datasets.load_dataset failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                          f"for offline use give a data folder (--data-dir DIR, or data_dir: in the config)") from None
+    if hub.row_filter:
+        column, prefixes = hub.row_filter
+        ds = ds.filter(lambda v: str(v).startswith(prefixes[lang]), input_columns=[column])
+    if limit is not None and spec.family != "retrieval":
         ds = ds.select(range(min(limit, len(ds))))
+    names = {col: _class_names(feat) for col, feat in ds.features.items()}
+    optional = OPTIONAL_FIELDS.get(spec.family, {})
     out = []
-    for row in ds:
+    for n, row in enumerate(ds, 1):
+        ex = {}
+        for key in HUB_FIELDS[spec.family]:
+            source = hub.columns.get(key, key)
+            try:
+                value = _hub_value(row, source, names)
+            except KeyError as e:
+                if key in optional and source == key:
+                    ex[key] = optional[key]
+                    continue
+                raise DataError(where, n, key, f"no column {e.args[0]!r} in the hub rows (columns: "
+                                               f"{', '.join(ds.column_names)}); fix the task's HubSource.columns") from None
+            if key in hub.values:
+                table = hub.values[key]
+                if value in table:
+                    value = table[value]
+                elif value not in (-1, ""):  # -1 / "": no gold label
+                    raise DataError(where, n, key, f"value {value!r} not in the mapping ({', '.join(map(str, table))})")
+            ex[key] = value
         if spec.family == "classification":
-            a = row.get("premise", row.get("sentence1", row.get("question1")))
-            b = row.get("hypothesis", row.get("sentence2", row.get("question2")))
-            label = row["label"]
-            if isinstance(label, int):
-                if label < 0:
-                    continue  # MNLI/SNLI rows without a gold label, as the official readers skip them
-                label = spec.labels[label]
-            out.append({"text_a": a, "text_b": b, "label": str(label)})
+            if ex["label"] == -1:
+                continue  # no gold label
+            ex["label"] = str(ex["label"])
+            if spec.labels and ex["label"] not in spec.labels:
+                raise DataError(where, n, "label", f"unknown label {ex['label']!r}; labels: {', '.join(spec.labels)}")
+        elif spec.family == "multiple_choice":
+            if ex["label"] == -1 or ex["label"] == "":
+                continue  # unlabelled test rows
+            ex["label"], ex["choices"] = int(ex["label"]), list(ex["choices"])
         elif spec.family == "span_qa":
-            out.append({"id": str(row["id"]), "question": row["question"], "context": row["context"],
-                        "answers": {"text": list(row["answers"]["text"]),
-                                    "answer_start": list(row["answers"]["answer_start"])}})
-        else:
-            raise ConfigError(f"task {spec.name!r}: no hub mapping for the {spec.family} family; give data_dir")
+            ex["id"] = str(ex["id"])
+            ex["answers"] = {"text": list(ex["answers"]["text"]), "answer_start": list(ex["answers"]["answer_start"])}
+        elif spec.family == "tagging":
+            ex["tokens"], ex["tags"] = list(ex["tokens"]), list(ex["tags"])
+            bad = [t for t in ex["tags"] if spec.labels and t not in spec.labels]
+            if bad:
+                raise DataError(where, n, "tags", f"unknown tag {bad[0]!r}; tags: {', '.join(spec.labels)}")
+        out.append(ex)
+    if spec.family == "retrieval":
+        pairs = out[:limit] if limit is not None else out
+        return [{"source": [p["source"] for p in pairs], "target": [p["target"] for p in pairs]}]
     return out
+
+
+def _class_names(feature):
+    """Label names of a ClassLabel column (or a list of them), else None."""
+    import datasets
+
+    inner = getattr(feature, "feature", feature)
+    return inner.names if isinstance(inner, datasets.ClassLabel) else None
+
+
+def _hub_value(row: dict, source, names: dict):
+    """One family field from a hub row (see HubSource.columns); KeyError names the missing column."""
+    if isinstance(source, tuple):
+        return [_hub_value(row, s, names) for s in source]
+    if "{" in source:
+        try:
+            return source.format(**row)
+        except KeyError as e:
+            raise KeyError(e.args[0]) from None
+    column, *path = source.split(".")
+    if column not in row:
+        raise KeyError(column)
+    value = row[column]
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(source)
+        value = value[part]
+    table = names.get(column) if not path else None
+    if table is not None:  # class-label ids -> names (-1 stays: no gold label)
+        value = [table[v] for v in value] if isinstance(value, list) else (table[value] if value >= 0 else -1)
+    return value
+
+
+def load_aligned(spec: TaskSpec, split: str, lang: str, data_dir=None) -> dict:
+    """An aligned retrieval split (Tatoeba): ``{"source": [xx sentences], "target": [English]}``, files or hub."""
+    from . import readers
+
+    src = task_file(spec, split, lang, data_dir)
+    if not src.exists() and data_dir is None:
+        return load_from_hub(spec, split, lang)[0]
+    return readers.read_tatoeba(src, task_file(spec, f"{split}_target", lang, data_dir))
 
 
 # ---------------------------------------------------------------- featurize + cache

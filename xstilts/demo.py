@@ -85,7 +85,7 @@ class DemoParams:
     seed: int = 0
 
     def digest(self) -> str:
-        import babel
+        babel = _babel()
 
         blob = json.dumps({**asdict(self), "data_version": DATA_VERSION, "babel": babel.__version__}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -100,6 +100,13 @@ class DemoData:
 
 
 # ---------------------------------------------------------------- names from CLDR
+
+
+def _babel():
+    """The babel package (CLDR data), or a one-line error naming the [demo] extra."""
+    from .extras import require
+
+    return require("babel", "the offline demo tasks (xstilts quickstart)")
 
 
 def _locale(code: str):
@@ -143,6 +150,7 @@ def collect_names(languages) -> dict[str, dict[str, dict[str, str]]]:
     Only items with a name in English and in every language are kept; historical
     currencies ("... (1927–2002)") and regions ("Africa") are left out.
     """
+    _babel()
     from babel.core import get_global
 
     langs = ["en"] + [x for x in languages if x != "en"]

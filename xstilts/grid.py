@@ -292,6 +292,10 @@ def _intermediate_only(cell: Cell) -> RunConfig:
 
 def run_grid(grid: GridConfig, *, executor: str = "local", address: str | None = None, log=print) -> dict:
     """Run every cell; returns {"done": [...], "failed": {run_id: message}}."""
+    if executor == "ray":
+        from .extras import require
+
+        require("ray", "xstilts grid --executor ray")
     cells = expand(grid)
     workdir = Path(cells[0].cfg.workdir) if cells else Path("runs")
     workdir.mkdir(parents=True, exist_ok=True)

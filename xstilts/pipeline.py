@@ -30,7 +30,7 @@ from accelerate.utils import set_seed
 from . import __version__, _quiet_libraries, checkpoint, distributed
 from .checkpoint import write_json_atomic
 from .config import RunConfig, TrainConfig
-from .data import featurized, load_examples, task_file
+from .data import available, featurized, load_aligned, load_examples, task_file
 from .errors import ConfigError, DataError
 from .evaluate import EvalSet, embed, evaluate
 from .families import retrieval
@@ -118,7 +118,7 @@ class Pipeline:
 
     def _dev(self, spec: TaskSpec, train_cfg: TrainConfig, label_spec=None) -> EvalSet | None:
         lang = spec.train_lang
-        if spec.dev_split not in spec.files or not task_file(spec, spec.dev_split, lang, self.cfg.data_dir).exists():
+        if not available(spec, spec.dev_split, lang, self.cfg.data_dir):
             return None
         examples = self._load(spec, spec.dev_split, lang, train_cfg.dev_limit)
         target = label_spec or spec
@@ -141,7 +141,10 @@ class Pipeline:
 
     def _data_identity(self, names: list[str]) -> dict:
         specs = [get(n) for n in names]
-        return {"data_dir": self.cfg.data_dir, "tasks": [[s.name, s.version, s.files, s.labels] for s in specs]}
+        out = {"data_dir": self.cfg.data_dir, "tasks": [[s.name, s.version, s.files, s.labels] for s in specs]}
+        if self.cfg.data_dir is None:  # read from the hub copies: their mapping is part of the data's identity
+            out["hub"] = [dataclasses.asdict(s.hub) if s.hub else None for s in specs]
+        return out
 
     # ------------------------------------------------------------ phases
 
@@ -294,7 +297,7 @@ class Pipeline:
                 raise ConfigError(f"eval.languages: {unknown} not languages of {spec.name!r} "
                                   f"({', '.join(spec.languages)})")
             return list(self.cfg.eval.languages)
-        present = [x for x in spec.languages if task_file(spec, split, x, self.cfg.data_dir).exists()]
+        present = [x for x in spec.languages if available(spec, split, x, self.cfg.data_dir)]
         missing = sorted(set(spec.languages) - set(present))
         if missing:
             self.log(f"[eval] {spec.name}: no {split} file for {', '.join(missing)}; evaluating {len(present)} languages")
@@ -361,7 +364,8 @@ class Pipeline:
             return embed(encoder, feats, self.tokenizer, ev.retrieval_layer, ev.batch_size)
 
         return retrieval.evaluate(spec, split, lang, lambda s, l: task_file(spec, s, l, self.cfg.data_dir), embed_texts,
-                                  limit=ev.limit, per_example=per_example)
+                                  limit=ev.limit, per_example=per_example,
+                                  aligned=lambda s, l: load_aligned(spec, s, l, self.cfg.data_dir))
 
     # ------------------------------------------------------------ the whole run
 

@@ -288,6 +288,9 @@ class MTModel:
     def __init__(self, name: str, *, device: str = "auto", dtype: str = "auto"):
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+        from .extras import require
+
+        require("sentencepiece", "xstilts translate (the translation models' tokenizers)")
         self.name = str(name)
         self.device, self.dtype, torch_dtype = _device_and_dtype(device, dtype)
         try:

@@ -13,6 +13,57 @@ from dataclasses import dataclass, field
 FAMILIES = ("classification", "multiple_choice", "span_qa", "tagging", "retrieval", "mlm")
 
 
+HUB_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """Where a task lives on the Hugging Face hub and how a row maps onto the family fields.
+
+    Every catalogue mapping is data in the task catalogue; :func:`xstilts.data.load_from_hub`
+    is the one interpreter. Only Parquet/JSON hub repositories (``datasets`` 4.x loads no scripts).
+
+    Attributes:
+        dataset: hub id, e.g. ``"facebook/xnli"``.
+        config: config name template: ``{lang}``, ``{lang3}`` (ISO 639-3, as Tatoeba) or ``{config}``
+            (the language's entry in ``configs``); None = the default config.
+        configs: per-language values for ``{config}``, e.g. ``{"en": "English"}`` for UD.
+        splits: our split name -> hub split name (``{lang}`` allowed).
+        columns: family field -> how to read it from a row: a column name, a dotted path into a
+            nested column (``"choices.text"``), a tuple of columns (read as a list), or a
+            ``str.format`` template over the row's columns (``"{activity_label}: {ctx}"``).
+            Class-label columns are read as their label names. Family fields not listed are
+            read from the column of the same name.
+        values: family field -> {hub value: our value} (e.g. SocialIQA's ``"1"`` -> 0,
+            COPA's ``"cause"`` -> its question).
+        languages: languages with a hub copy (None: all of the task's languages).
+        row_filter: ``(column, {lang: prefix})``: keep rows whose column starts with the
+            language's prefix (hub configs that mix languages, e.g. TyDiQA's ids).
+        revision: hub revision to read; ``"refs/convert/parquet"`` (the hub's own Parquet export) for
+            repositories whose main branch still holds a loading script, which ``datasets`` 4.x refuses.
+        verified: the id, configs, splits and columns were checked against the hub's current files.
+    """
+
+    dataset: str
+    config: str | None = None
+    configs: dict[str, str] = field(default_factory=dict)
+    splits: dict[str, str] = field(default_factory=lambda: dict(HUB_SPLITS))
+    columns: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
+    values: dict[str, dict] = field(default_factory=dict)
+    languages: tuple[str, ...] | None = None
+    row_filter: tuple[str, dict[str, str]] | None = None
+    revision: str | None = None
+    verified: bool = False
+
+    def covers(self, split: str, lang: str) -> bool:
+        """True if this copy has ``split`` in ``lang``."""
+        return split in self.splits and (self.languages is None or lang in self.languages) and (
+            "{config}" not in (self.config or "") or lang in self.configs)
+
+    def __hash__(self):
+        return hash((self.dataset, self.config))
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """One task.
@@ -34,8 +85,9 @@ class TaskSpec:
         train_lang: language of the training data (English in the paper).
         head: name of the output head; tasks with the same label space may share
             one (e.g. the NLI tasks of ANLI+). Defaults to ``name``.
-        hub: optional ``datasets`` hub name and config template for users with a
-            hub, e.g. ``("xnli", "{lang}")``.
+        hub: the task's public copy on the Hugging Face hub (:class:`HubSource`), read
+            by ``datasets.load_dataset`` when no data folder is given; None when
+            there is none (the task then needs ``data_dir``).
         eval_split: split used for zero-shot evaluation.
         dev_split: split used for early stopping (English).
         options: family options, e.g. ``{"version_2": True}`` for span QA.
@@ -52,7 +104,7 @@ class TaskSpec:
     train_task: str | None = None
     train_lang: str = "en"
     head: str | None = None
-    hub: tuple[str, str | None] | None = None
+    hub: HubSource | None = None
     eval_split: str = "test"
     dev_split: str = "dev"
     options: dict = field(default_factory=dict)

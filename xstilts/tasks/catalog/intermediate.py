@@ -6,9 +6,34 @@ Paths are relative to the data folder; a tuple lists alternative layouts
 
 from ...readers import NLI_LABELS
 from ..registry import register
-from ..spec import MixtureSpec, TaskSpec
+from ..spec import HubSource, MixtureSpec, TaskSpec
 
 NLI = tuple(NLI_LABELS)
+NLI_COLUMNS = {"text_a": "premise", "text_b": "hypothesis"}
+PARQUET_EXPORT = "refs/convert/parquet"
+
+# Public hub copies (Parquet; ``datasets`` 4.x). Tasks absent here have none: CCGbank is LDC-licensed.
+# SocialIQA's and Cosmos QA's main branches still hold loading scripts: read the hub's Parquet export.
+HUB = {
+    "mnli": HubSource("nyu-mll/multi_nli", splits={"train": "train", "dev": "validation_matched"},
+                      columns=NLI_COLUMNS),
+    "snli": HubSource("stanfordnlp/snli", columns=NLI_COLUMNS),
+    **{f"anli_r{r}": HubSource("facebook/anli", splits={"train": f"train_r{r}", "dev": f"dev_r{r}", "test": f"test_r{r}"},
+                               columns=NLI_COLUMNS) for r in (1, 2, 3)},
+    "qqp": HubSource("nyu-mll/glue", "qqp", columns={"text_a": "question1", "text_b": "question2"},
+                     values={"label": {"not_duplicate": "0", "duplicate": "1"}}),
+    "squad": HubSource("rajpurkar/squad"),
+    "squad_v2": HubSource("rajpurkar/squad_v2"),
+    "hellaswag": HubSource("Rowan/hellaswag", columns={"context": "{activity_label}: {ctx}", "choices": "endings"},
+                           verified=True),
+    "cosmosqa": HubSource("allenai/cosmos_qa", columns={"choices": ("answer0", "answer1", "answer2", "answer3")},
+                          revision=PARQUET_EXPORT),
+    "commonsenseqa": HubSource("tau/commonsense_qa", columns={"choices": "choices.text",
+                                                              "label": "answerKey"},
+                               values={"label": {k: i for i, k in enumerate("ABCDE")}}),
+    "siqa": HubSource("allenai/social_i_qa", columns={"choices": ("answerA", "answerB", "answerC")},
+                      values={"label": {"1": 0, "2": 1, "3": 2}}, revision=PARQUET_EXPORT),
+}
 
 for name, fmt, files in [
     ("mnli", "mnli", {"train": ("mnli/train.jsonl", "MNLI/multinli_1.0_train.jsonl"),
@@ -18,20 +43,20 @@ for name, fmt, files in [
     *[(f"anli_r{r}", "anli", {"train": (f"anli/R{r}/train.jsonl",), "dev": (f"anli/R{r}/dev.jsonl",)}) for r in (1, 2, 3)],
 ]:
     register(TaskSpec(name=name, family="classification", files=files, format=fmt, labels=NLI, head="nli",
-                      hub=("nyu-mll/multi_nli", None) if name == "mnli" else None,
+                      hub=HUB.get(name),
                       description="English NLI; shares the 'nli' head with the other NLI tasks"))
 
 register(MixtureSpec(name="anli_plus", tasks=("snli", "mnli", "anli_r1", "anli_r2", "anli_r3"), rule="proportional"))
 
-register(TaskSpec(name="qqp", family="classification", format="qqp", labels=("0", "1"),
+register(TaskSpec(name="qqp", family="classification", format="qqp", labels=("0", "1"), hub=HUB["qqp"],
                   files={"train": ("qqp/train.tsv", "QQP/train.tsv"), "dev": ("qqp/dev.tsv", "QQP/dev.tsv")},
                   description="Quora Question Pairs: are two questions duplicates?"))
 
 register(TaskSpec(name="squad", family="span_qa", format="squad", metrics=("f1", "exact_match"),
                   files={"train": ("squad/train-v1.1.json",), "dev": ("squad/dev-v1.1.json",)},
-                  hub=("rajpurkar/squad", None), description="SQuAD v1.1 extractive QA"))
+                  hub=HUB["squad"], description="SQuAD v1.1 extractive QA"))
 register(TaskSpec(name="squad_v2", family="span_qa", format="squad", metrics=("f1", "exact"),
-                  options={"version_2": True},
+                  options={"version_2": True}, hub=HUB["squad_v2"],
                   files={"train": ("squad/train-v2.0.json",), "dev": ("squad/dev-v2.0.json",)},
                   description="SQuAD v2.0: extractive QA with unanswerable questions"))
 
@@ -45,7 +70,7 @@ for name, fmt, files, desc in [
     ("siqa", "siqa", {"train": ("siqa/train.jsonl",), "dev": ("siqa/dev.jsonl",), "test": ("siqa/v1.4/socialIQa_v1.4_tst.jsonl",)},
      "SocialIQA: social commonsense (3 answers)"),
 ]:
-    register(TaskSpec(name=name, family="multiple_choice", format=fmt, files=files, description=desc))
+    register(TaskSpec(name=name, family="multiple_choice", format=fmt, files=files, description=desc, hub=HUB[name]))
 
 register(TaskSpec(name="ccg", family="tagging", format="ccg", metrics=("accuracy",),
                   files={"train": ("ccg/train.tsv", "ccg/ccg.train"), "dev": ("ccg/dev.tsv", "ccg/ccg.dev")},

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from ...readers import NLI_LABELS, PANX_TAGS, UPOS_TAGS
 from ..registry import get, register
-from ..spec import TaskSpec
+from ..spec import HubSource, TaskSpec
 
 XNLI_LANGS = "ar bg de el en es fr hi ru sw th tr ur vi zh".split()
 PAWSX_LANGS = "de en es fr ja ko zh".split()
@@ -28,34 +28,59 @@ TATOEBA_CODES = dict(af="afr", ar="ara", bg="bul", bn="ben", de="deu", el="ell",
                      th="tha", tl="tgl", tr="tur", ur="urd", vi="vie", zh="cmn", az="aze", lt="lit", pl="pol", uk="ukr",
                      ro="ron", wo="wol", yo="yor")
 
+# google/xtreme's udpos configs are named by language (the treebanks XTREME merged, UD v2.5).
+UD_NAMES = dict(af="Afrikaans", ar="Arabic", bg="Bulgarian", de="German", el="Greek", en="English", es="Spanish",
+                et="Estonian", eu="Basque", fa="Persian", fi="Finnish", fr="French", he="Hebrew", hi="Hindi",
+                hu="Hungarian", id="Indonesian", it="Italian", ja="Japanese", kk="Kazakh", ko="Korean", mr="Marathi",
+                nl="Dutch", pt="Portuguese", ru="Russian", ta="Tamil", te="Telugu", th="Thai", tl="Tagalog",
+                tr="Turkish", ur="Urdu", vi="Vietnamese", yo="Yoruba", zh="Chinese")
+TYDIQA_NAMES = dict(ar="arabic", bn="bengali", en="english", fi="finnish", id="indonesian", ko="korean", ru="russian",
+                    sw="swahili", te="telugu")
+
+# Public hub copies (Parquet; ``datasets`` 4.x). google/xtreme holds XTREME's own files; its XNLI config has no
+# train split, so XNLI comes from facebook/xnli (whose English train is MNLI, as XTREME's). BUCC has none in the
+# mining layout (the hub copies hold only the gold pairs, not the corpora mined from).
+HUB = {
+    "xnli": HubSource("facebook/xnli", "{lang}", columns={"text_a": "premise", "text_b": "hypothesis"}, verified=True),
+    "pawsx": HubSource("google-research-datasets/paws-x", "{lang}", columns={"text_a": "sentence1", "text_b": "sentence2"}),
+    "udpos": HubSource("google/xtreme", "udpos.{config}", configs=UD_NAMES, columns={"tags": "pos_tags"}, verified=True),
+    "panx": HubSource("google/xtreme", "PAN-X.{lang}", columns={"tags": "ner_tags"}, verified=True),
+    "xquad": HubSource("google/xtreme", "XQuAD.{lang}", splits={"test": "validation"}, verified=True),
+    "mlqa": HubSource("google/xtreme", "MLQA.{lang}.{lang}", splits={"dev": "validation", "test": "test"}, verified=True),
+    "tydiqa": HubSource("google/xtreme", "tydiqa", splits={"train": "train", "dev": "validation"},
+                        row_filter=("id", {k: v + "-" for k, v in TYDIQA_NAMES.items()}), verified=True),
+    "tatoeba": HubSource("google/xtreme", "tatoeba.{lang3}", splits={"test": "validation"},
+                         columns={"source": "source_sentence", "target": "target_sentence"}, verified=True),
+}
+
 
 def pair_files(task):
     return {s: (f"{task}/{s}-{{lang}}.tsv",) for s in ("train", "dev", "test")}
 
 
-register(TaskSpec(name="xnli", family="classification", languages=tuple(XNLI_LANGS), format="xnli",
-                  labels=tuple(NLI_LABELS), head="nli", files=pair_files("xnli"), hub=("xnli", "{lang}"),
+register(TaskSpec(name="xnli", hub=HUB["xnli"], family="classification", languages=tuple(XNLI_LANGS), format="xnli",
+                  labels=tuple(NLI_LABELS), head="nli", files=pair_files("xnli"),
                   description="XNLI: NLI in 15 languages; English train = MNLI (XTREME's xnli/train-en.tsv)"))
-register(TaskSpec(name="pawsx", family="classification", languages=tuple(PAWSX_LANGS), format="pawsx",
-                  labels=("0", "1"), files=pair_files("pawsx"), hub=("paws-x", "{lang}"),
+register(TaskSpec(name="pawsx", hub=HUB["pawsx"], family="classification", languages=tuple(PAWSX_LANGS), format="pawsx",
+                  labels=("0", "1"), files=pair_files("pawsx"),
                   description="PAWS-X: paraphrase identification in 7 languages"))
-register(TaskSpec(name="udpos", family="tagging", languages=tuple(UDPOS_LANGS), format="udpos", labels=tuple(UPOS_TAGS),
+register(TaskSpec(name="udpos", hub=HUB["udpos"], family="tagging", languages=tuple(UDPOS_LANGS), format="udpos", labels=tuple(UPOS_TAGS),
                   metrics=("f1", "accuracy"), files=pair_files("udpos"),
                   description="UD-POS (UD v2.5, treebanks merged per language); XTREME reports seqeval F1"))
-register(TaskSpec(name="panx", family="tagging", languages=tuple(PANX_LANGS), format="panx", labels=tuple(PANX_TAGS),
+register(TaskSpec(name="panx", hub=HUB["panx"], family="tagging", languages=tuple(PANX_LANGS), format="panx", labels=tuple(PANX_TAGS),
                   metrics=("f1",), options={"scheme": "iob2"}, files=pair_files("panx"),
                   description="PAN-X / WikiANN NER, span F1 (seqeval)"))
-register(TaskSpec(name="xquad", family="span_qa", languages=tuple(XQUAD_LANGS), format="xquad", train_task="squad",
+register(TaskSpec(name="xquad", hub=HUB["xquad"], family="span_qa", languages=tuple(XQUAD_LANGS), format="xquad", train_task="squad",
                   metrics=("f1", "exact_match"), files={"test": ("xquad/xquad.{lang}.json",)},
                   description="XQuAD: SQuAD v1.1 dev translated into 11 languages; trained on SQuAD v1.1"))
-register(TaskSpec(name="mlqa", family="span_qa", languages=tuple(MLQA_LANGS), format="mlqa", train_task="squad",
+register(TaskSpec(name="mlqa", hub=HUB["mlqa"], family="span_qa", languages=tuple(MLQA_LANGS), format="mlqa", train_task="squad",
                   metrics=("f1", "exact_match"), options={"mlqa_normalisation": True},
                   files={"dev": ("mlqa/dev/dev-context-{lang}-question-{lang}.json",
                                  "mlqa/MLQA_V1/dev/dev-context-{lang}-question-{lang}.json"),
                          "test": ("mlqa/test/test-context-{lang}-question-{lang}.json",
                                   "mlqa/MLQA_V1/test/test-context-{lang}-question-{lang}.json")},
                   description="MLQA: extractive QA, language-aware normalisation; trained on SQuAD v1.1"))
-register(TaskSpec(name="tydiqa", family="span_qa", languages=tuple(TYDIQA_LANGS), format="tydiqa",
+register(TaskSpec(name="tydiqa", hub=HUB["tydiqa"], family="span_qa", languages=tuple(TYDIQA_LANGS), format="tydiqa",
                   metrics=("f1", "exact_match"), eval_split="dev",
                   files={"train": ("tydiqa/train/tydiqa.goldp.{lang}.train.json",
                                    "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.{lang}.train.json"),
@@ -67,7 +92,7 @@ register(TaskSpec(name="bucc2018", family="retrieval", languages=tuple(BUCC_LANG
                   files={f"{s}{part}": (f"bucc2018/{{lang}}-en.{s}.{ext}",) for s in ("dev", "test")
                          for part, ext in (("", "{lang}"), ("_target", "en"), ("_gold", "gold"))},
                   description="BUCC 2018 bitext mining; ratio-margin (k=4), threshold tuned for F1 on dev"))
-register(TaskSpec(name="tatoeba", family="retrieval", languages=tuple(TATOEBA_LANGS), format="tatoeba",
+register(TaskSpec(name="tatoeba", hub=HUB["tatoeba"], family="retrieval", languages=tuple(TATOEBA_LANGS), format="tatoeba",
                   options={"kind": "aligned"}, files={"test": ("tatoeba/tatoeba.{lang3}-eng.{lang3}",),
                                                      "test_target": ("tatoeba/tatoeba.{lang3}-eng.eng",)},
                   description="Tatoeba: nearest English sentence by cosine, xx -> en accuracy"))
