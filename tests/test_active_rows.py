@@ -19,11 +19,11 @@ TOL = 1e-6
 WD = 0.5  # large, so the decay of untouched rows is far above the tolerance
 
 
-def write_run(path, tiny_model, toy_data, workdir, rows="auto", steps=20):
+def write_run(path, tiny_model, toy_data, workdir, rows="auto", steps=20, intermediate=True):
     train = {"lr": 3e-3, "batch_size": 8, "max_steps": steps, "eval_every": 10, "max_length": 32,
              "weight_decay": WD, "embedding_rows": rows}
     cfg = {"model": str(tiny_model), "data_dir": str(toy_data), "workdir": str(workdir), "tasks": TOY_TASKS,
-           "intermediate": {"tasks": ["toy_pair", "toy_topic"], "train": train},  # a mixture
+           **({"intermediate": {"tasks": ["toy_pair", "toy_topic"], "train": train}} if intermediate else {}),  # a mixture
            "target": {"tasks": ["toy_topic"], "seeds": [3], "train": train},  # one task
            "eval": {"languages": ["en", "de"]}}
     path.write_text(yaml.safe_dump(cfg))
@@ -88,3 +88,90 @@ def test_active_rows_equal_dense_adamw_single_task_and_mixture(tmp_path, tiny_mo
         assert float((dense[key][inactive] - before * decay).abs().max()) <= TOL
         assert float((before * (1 - decay)).abs().max()) > 50 * TOL
         start = dense  # the target phase starts from the intermediate phase's encoder
+
+
+def test_active_rows_resumed_after_sigkill_equal_dense_adamw(tmp_path, tiny_model, toy_data):
+    from test_resume_and_errors import kill_then_rerun
+
+    from xstilts import active_rows
+    from xstilts.errors import ConfigError
+
+    killed = write_run(tmp_path / "killed.yaml", tiny_model, toy_data, tmp_path / "killed", steps=100, intermediate=False)
+    kill_then_rerun(killed, tmp_path / "killed", total=100)
+    last = phase(tmp_path / "killed", "target") / "checkpoints" / "last"
+    ids = load_file(str(last / active_rows.CHECKPOINT_FILE))["ids"]  # the id map travels with the checkpoint
+    assert json.loads((phase(tmp_path / "killed", "target") / "done.json").read_text())["embedding"]["active_rows"] == len(ids)
+    dense = write_run(tmp_path / "dense.yaml", tiny_model, toy_data, tmp_path / "dense", "dense", steps=100,
+                      intermediate=False)
+    assert main(["run", str(dense)]) == 0
+    assert max_diff(encoder(tmp_path / "dense", "target"), encoder(tmp_path / "killed", "target")) <= TOL
+    # a checkpoint resumes only on the path (and with the active rows) that wrote it
+    with pytest.raises(ConfigError, match="written training active rows"):
+        active_rows.check_resume(last, None)
+
+
+def _model_and_tasks(tiny_model, *families):
+    from datasets import Dataset
+
+    from xstilts.model import MultiTaskModel, load_encoder
+    from xstilts.tasks import TaskSpec
+    from xstilts.train import TrainTask
+
+    model = MultiTaskModel(load_encoder(str(tiny_model)))
+    rows = {"classification": {"input_ids": [[0, 5, 7, 2], [0, 9, 2]], "label": [0, 1]},
+            "multiple_choice": {"input_ids": [[0, 11, 2, 0, 12, 2]], "choice_ids": [[[0, 11, 2], [0, 12, 2]]],
+                                "label": [1]},
+            "mlm": {"input_ids": [[0, 20, 21, 2]]}}
+    tasks = []
+    for f in families:
+        spec = TaskSpec(name=f, family=f, labels=("a", "b") if f == "classification" else ())
+        model.add_task(spec, vocab_size=model.encoder.get_input_embeddings().num_embeddings)
+        tasks.append(TrainTask(spec, Dataset.from_dict(rows[f])))
+    return model, tasks
+
+
+def test_choose_collects_the_data_ids_and_keeps_dense_where_every_row_is_read(tiny_model):
+    from xstilts.active_rows import choose
+    from xstilts.config import TrainConfig
+
+    model, tasks = _model_and_tasks(tiny_model, "classification", "multiple_choice")
+    pad = model.encoder.config.pad_token_id
+    choice, ids = choose(model, tasks, TrainConfig())
+    assert ids.tolist() == sorted({0, 2, 5, 7, 9, 11, 12, pad})  # nested choice_ids too, plus padding
+    assert choice.path == "active-rows" and choice.active_rows == len(ids)
+    assert "active rows 8 of 137" in choice.describe()
+    assert choose(model, tasks, TrainConfig(embedding_rows="dense"))[0].reason == "configured (embedding_rows: dense)"
+    assert choose(model, tasks, TrainConfig(), processes=2)[0].reason == "several processes"
+    mlm_model, mlm_tasks = _model_and_tasks(tiny_model, "classification", "mlm")
+    assert choose(mlm_model, mlm_tasks, TrainConfig())[0].reason == "masked LM reads every row"
+    model.encoder.get_input_embeddings().weight.requires_grad_(False)  # freeze_embeddings, LoRA
+    assert choose(model, tasks, TrainConfig())[0].path == "frozen"
+
+
+def test_compact_table_reads_the_full_rows_refuses_inactive_ids_and_keeps_padding_frozen(tiny_model):
+    from xstilts.active_rows import install
+    from xstilts.config import TrainConfig
+
+    model, tasks = _model_and_tasks(tiny_model, "classification")
+    full = model.encoder.get_input_embeddings()
+    before = full.weight.detach().clone()
+    choice, rows = install(model, tasks, TrainConfig())
+    compact = model.encoder.get_input_embeddings()
+    assert compact is rows.compact and not full.weight.requires_grad
+    pad = model.encoder.config.pad_token_id
+    ids = torch.tensor([[0, 5, 9, 2, pad]])
+    out = compact(ids)
+    assert torch.equal(out, before[ids])
+    out.sum().backward()  # the padding row gets no gradient, as in nn.Embedding(padding_idx=pad)
+    grad = compact.rows.grad
+    assert float(grad[rows.compact.remap[pad]].abs().max()) == 0.0 and float(grad.abs().sum()) > 0
+    with pytest.raises(RuntimeError, match=r"token ids \[6\] are outside"):
+        compact(torch.tensor([[0, 6, 2]]))
+    # two steps "taken" at lr 0.1 / 0.05 with weight decay 0.5: the untouched row 6 owes (1-0.05)(1-0.025)
+    opt = torch.optim.AdamW([{"params": [compact.rows], "weight_decay": 0.5, "lr": 0.1}])
+    rows.stepped(opt)
+    opt.param_groups[0]["lr"] = 0.05
+    rows.stepped(opt)
+    rows.finish()
+    assert model.encoder.get_input_embeddings() is full and full.weight.requires_grad
+    assert torch.allclose(full.weight[6], before[6] * 0.95 * 0.975, rtol=0, atol=1e-7)
