@@ -38,6 +38,26 @@ def last_step(workdir):
     return 0
 
 
+def kill_then_rerun(config, workdir, total: int, at: int = 30) -> int:
+    """``xstilts run config``, SIGKILLed once its target phase checkpointed step ``at``; then the same command
+    again, which must resume from that checkpoint and finish. Returns the step it resumed at."""
+    proc = subprocess.Popen([sys.executable, "-m", "xstilts.cli", "run", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 240
+    while last_step(workdir) < at and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    step_at_kill = last_step(workdir)
+    assert at <= step_at_kill < total
+
+    rerun = subprocess.run([sys.executable, "-m", "xstilts.cli", "run", str(config)], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resumed from" in rerun.stdout and f"at step {step_at_kill}/{total}" in rerun.stdout
+    return step_at_kill
+
+
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 def test_sigkill_then_rerun_resumes_to_identical_metrics(tmp_path, tiny_model, toy_data, lora):
     extra = {}
@@ -50,20 +70,7 @@ def test_sigkill_then_rerun_resumes_to_identical_metrics(tmp_path, tiny_model, t
         tiny_model = build_tiny_model(tmp_path / "llama", corpus, vocab_size=300, hidden=64, arch="llama")
         extra = {"lora": {"r": 4, "alpha": 8}}
     killed = write_config(tmp_path / "killed.yaml", tiny_model, toy_data, tmp_path / "killed", **extra)
-    proc = subprocess.Popen([sys.executable, "-m", "xstilts.cli", "run", str(killed)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 240
-    while last_step(tmp_path / "killed") < 30 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "training finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    step_at_kill = last_step(tmp_path / "killed")
-    assert 30 <= step_at_kill < 300
-
-    rerun = subprocess.run([sys.executable, "-m", "xstilts.cli", "run", str(killed)], capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stderr
-    assert f"resumed from" in rerun.stdout and f"at step {step_at_kill}/300" in rerun.stdout
+    kill_then_rerun(killed, tmp_path / "killed", total=300)
 
     if lora:
         (target,) = (tmp_path / "killed" / "phases").glob("target-*")

@@ -51,11 +51,12 @@ def _set_rng_state(state: dict) -> None:
 
 
 def save(path: Path, model, optimizer=None, scheduler=None, trainer_state: dict | None = None, *,
-         rng_ranks: list | None = None) -> None:
+         rng_ranks: list | None = None, tensors: dict[str, dict] | None = None) -> None:
     """Write a full training checkpoint atomically to ``path``.
 
     ``model`` is a module, or a full state dict (gathered from FSDP shards); ``optimizer``
     an optimizer, or a state dict. ``rng_ranks``: each process's torch RNG state (multi-process runs).
+    ``tensors``: further named tensor sets, each written as ``<name>.safetensors`` (active embedding rows' ids).
     """
     path = Path(path)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
@@ -73,6 +74,8 @@ def save(path: Path, model, optimizer=None, scheduler=None, trainer_state: dict 
     if optimizer is not None:
         # torch.save of tensors and plain containers; loaded back with weights_only=True.
         torch.save(optimizer if isinstance(optimizer, dict) else optimizer.state_dict(), tmp / "optimizer.pt")
+    for name, group in (tensors or {}).items():
+        save_file({k: v.detach().contiguous().cpu() for k, v in group.items()}, str(tmp / f"{name}.safetensors"))
     if scheduler is not None:
         (tmp / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
     torch.save({"torch": torch.get_rng_state()}, tmp / "rng_torch.pt")
@@ -178,14 +181,14 @@ def _rng_of_this_process() -> dict:
 
 
 def save_prepared(path: Path, accelerator, model, optimizer=None, scheduler=None,
-                  trainer_state: dict | None = None) -> None:
+                  trainer_state: dict | None = None, tensors: dict[str, dict] | None = None) -> None:
     """:func:`save` for a model (and optimizer) that went through ``accelerator.prepare``; every rank calls it.
 
     One process: exactly :func:`save`. Several: FSDP shards are gathered into full state dicts
     (a collective: every rank takes part), rank 0 alone writes, and all ranks leave together.
     """
     if accelerator.num_processes == 1:
-        save(path, accelerator.unwrap_model(model), optimizer, scheduler, trainer_state)
+        save(path, accelerator.unwrap_model(model), optimizer, scheduler, trainer_state, tensors=tensors)
         return
     from accelerate.utils import gather_object
 
@@ -199,7 +202,7 @@ def save_prepared(path: Path, accelerator, model, optimizer=None, scheduler=None
                                              options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     rng_ranks = gather_object([_rng_of_this_process()]) if trainer_state is not None else None
     if accelerator.is_main_process:
-        save(path, weights, optim, scheduler, trainer_state, rng_ranks=rng_ranks)
+        save(path, weights, optim, scheduler, trainer_state, rng_ranks=rng_ranks, tensors=tensors)
     accelerator.wait_for_everyone()
 
 

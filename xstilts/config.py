@@ -41,6 +41,9 @@ class TrainConfig(_Strict):
     dev_limit: int | None = Field(None, ge=1, description="use at most this many dev examples")
     fraction: float = Field(1.0, gt=0, le=1, description="fraction of the training examples to use (data-scale studies)")
     freeze_embeddings: bool = Field(False, description="keep the word-embedding table fixed (cheap on CPU)")
+    embedding_rows: Literal["auto", "dense"] = Field(
+        "auto", description="auto: train only the word-embedding rows the training data uses (exact; dense where "
+                            "the loss reads every row); dense: always the whole table")
 
 
 class MixtureConfig(_Strict):

@@ -214,7 +214,7 @@ class Pipeline:
             model.save_heads(path)
         summary = {"steps": result.steps, "best_dev": result.best_score, "drawn": result.drawn,
                    "timings": result.timings, "history": result.history,
-                   "train_examples": {t.spec.name: len(t.rows) for t in tasks}}
+                   "train_examples": {t.spec.name: len(t.rows) for t in tasks}, "embedding": result.embedding}
         if result.per_rank:
             summary["per_rank"] = result.per_rank
         return summary

@@ -32,7 +32,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
 from transformers import get_linear_schedule_with_warmup
 
-from . import checkpoint, distributed
+from . import active_rows, checkpoint, distributed
 from .config import MixtureConfig, TrainConfig
 from .data import TokenIds, length_grouped_batches, mixture_probabilities
 from .families import get_family
@@ -59,6 +59,7 @@ class TrainResult:
     weights: Path | None = None  # the checkpoint folder holding the final weights (best, else last)
     sharded: bool = False  # FSDP: the model passed in is sharded in place; load ``weights`` into a fresh one
     per_rank: list[dict] = field(default_factory=list)  # several processes: what each rank trained on
+    embedding: dict = field(default_factory=dict)  # the word-embedding path: active rows (how many) or dense (why)
 
 
 def resolve_precision(precision: str) -> str:
@@ -141,6 +142,10 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
     fsdp2 = bool(getattr(accelerator, "is_fsdp2", False))
     if not fsdp2:
         model = accelerator.prepare(model)
+    # exact active-row training of the word-embedding table where the loss reads only the data's rows
+    embedding, rows_table = active_rows.install(accelerator.unwrap_model(model), tasks, cfg, processes=world,
+                                                sharded=fsdp or fsdp2)
+    log(embedding.describe())
     params = [(n, p_) for n, p_ in model.named_parameters() if p_.requires_grad]
     no_decay = lambda n: n.endswith("bias") or "norm" in n.lower()  # noqa: E731
     groups = [
@@ -163,7 +168,9 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
         checkpoint.recover(out_dir / "best")
     accelerator.wait_for_everyone()
     if distributed.broadcast((out_dir / "last" / "trainer_state.json").exists()):
-        state = checkpoint.load_prepared(out_dir / "last", accelerator, model, optimizer, scheduler)
+        active_rows.check_resume(out_dir / "last", rows_table)
+        with active_rows.dense(rows_table):
+            state = checkpoint.load_prepared(out_dir / "last", accelerator, model, optimizer, scheduler)
         log(f"resumed from {out_dir / 'last'} at step {state['step']}/{total_steps}")
 
     dev_sets = [t.dev for t in tasks if t.dev is not None]
@@ -209,6 +216,8 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
         state["tokens"] += tokens
         accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         optimizer.step()
+        if rows_table is not None and not accelerator.optimizer_step_was_skipped:
+            rows_table.stepped(optimizer)  # the decay the inactive rows owe, at this step's lr
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         step += 1
@@ -217,6 +226,7 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
 
         if step % cfg.eval_every == 0 or step == total_steps:
             state["train_s"] += time.perf_counter() - t0  # training time excludes evaluation and checkpointing
+            active_rows.enter_dense(rows_table)  # the whole table, up to date, for evaluation and checkpoints
             if dev_sets:
                 score = float(np.mean([_dev_score(accelerator, model, d, tokenizer) for d in dev_sets]))
                 state["history"][-1]["dev"] = score
@@ -229,12 +239,16 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
                 model.train()
             else:
                 log(f"step {step}/{total_steps} loss {loss_sum:.4f}")
-            checkpoint.save_prepared(out_dir / "last", accelerator, model, optimizer, scheduler, state)
+            checkpoint.save_prepared(out_dir / "last", accelerator, model, optimizer, scheduler, state,
+                                     tensors=rows_table and rows_table.checkpoint_tensors())
+            active_rows.leave_dense(rows_table)
             t0 = time.perf_counter()
             if cfg.patience and state["bad_evals"] >= cfg.patience:
                 log(f"early stopping at step {step}: no dev improvement in {cfg.patience} evaluations")
                 break
 
+    if rows_table is not None:
+        rows_table.finish()
     if accelerator.is_main_process:
         checkpoint.recover(out_dir / "best")
     accelerator.wait_for_everyone()
@@ -277,6 +291,7 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
         weights=out_dir / ("best" if has_best else "last"),
         sharded=fsdp,
         per_rank=per_rank,
+        embedding=embedding.summary(),
     )
 
 
