@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from conftest import require_shared_data
 from xstilts import readers as R
 from xstilts.errors import DataError, XstiltsError
 
@@ -36,17 +36,9 @@ XCOPA_LANGS = "et ht id it qu sw ta th tr vi zh".split()
 LAREQA_LANGS = "ar de el en es hi ru th tr vi zh".split()
 
 
-def _shared_data() -> Path:
-    env = os.environ.get("XSTILTS_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
 @pytest.fixture(scope="module")
 def data() -> Path:
-    d = _shared_data()
-    if not (d / "README.md").is_file():
-        pytest.skip(f"../shared/data not found: {d} (set XSTILTS_SHARED_DATA to the offline benchmark data)")
-    return d
+    return require_shared_data()
 
 
 def _read(fn, *args, **kw):
