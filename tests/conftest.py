@@ -17,6 +17,48 @@ torch.set_num_threads(1)
 
 SHARED_DATA = Path(os.environ.get("XSTILTS_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
+# ---------------------------------------------------------------- skips for a missing requirement, and CI
+# A test that needs something the checkout may lack (the benchmark data, a system program) skips with a reason
+# starting with MISSING. Locally that is a skip; with CI=true it fails the run, so a broken CI environment
+# cannot turn tests into skips while staying green. Python packages the project depends on are imported
+# plainly (no importorskip); should one appear anyway, its "could not import" skip fails under CI too.
+MISSING = "missing requirement: "
+CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+HAS_SHARED_DATA = (SHARED_DATA / "README.md").is_file()
+NO_SHARED_DATA = (f"{MISSING}benchmark data folder {SHARED_DATA} (../shared/data, or set XSTILTS_SHARED_DATA "
+                  "to the offline benchmark data)")
+needs_data = pytest.mark.skipif(not HAS_SHARED_DATA, reason=NO_SHARED_DATA)
+
+
+def require_shared_data() -> Path:
+    """The benchmark data folder; skips the test (fails it under CI=true) when it is absent."""
+    if not HAS_SHARED_DATA:
+        pytest.skip(NO_SHARED_DATA)
+    return SHARED_DATA
+
+
+def skip_missing(what: str):
+    """Skip for a missing requirement (a program, a folder): a failure under CI=true."""
+    pytest.skip(MISSING + what)
+
+
+def _fail_if_missing(rep, what: str) -> None:
+    reason = rep.longrepr[2].removeprefix("Skipped: ") if rep.skipped and isinstance(rep.longrepr, tuple) else ""
+    if CI and (reason.startswith(MISSING) or reason.startswith("could not import")):
+        rep.outcome = "failed"
+        rep.longrepr = f"CI=true: {what} may not skip for a missing requirement: {reason.removeprefix(MISSING)}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    _fail_if_missing((yield).get_result(), "a test")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    _fail_if_missing((yield).get_result(), "a test module")
+
+
 # A toy topic task: is the sentence about animals or about food? Same words in three languages.
 WORDS = {
     "en": {"animal": ["cat", "dog", "horse", "bird", "fish", "cow"], "food": ["bread", "cheese", "apple", "soup", "rice", "cake"],

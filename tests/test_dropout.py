@@ -61,6 +61,28 @@ def test_attention_math_path_equals_sdpa_without_dropout(causal):
     assert torch.equal(d1, d2) and not torch.allclose(d1, ref, atol=1e-3)
 
 
+
+def test_attention_dropout_keeps_the_expected_output():
+    """Inverted dropout on attention probabilities: E[output] = the output without dropout.
+
+    With the identity as values the output is the (dropped, rescaled) attention matrix itself, so every element
+    is 0 or prob / (1 - p), and the mean of output / prob estimates E[mask] / (1 - p) = 1."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    class Module:
+        is_causal = False
+
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 2, 4, 64, 16).unbind(0)
+    eye = torch.eye(64).expand(2, 4, 64, 64)
+    ref, _ = sdpa_attention_forward(Module(), q, k, eye, None)  # the attention probabilities, (2, 64, 4, 64)
+    p = 0.3  # 1 / (1 - p) = 1.43 and 1 / p = 3.33: a rescale by the wrong one fails
+    out, _ = attention(Module(), q, k, eye, None, dropout=p)
+    kept = out != 0
+    assert torch.allclose(out[kept], ref[kept] / (1 - p), rtol=1e-5, atol=0)
+    n = out.numel()  # 32768 elements; each ratio is 0 or 1 / (1 - p): sd of the mean sqrt(p / (1 - p) / n) = 0.0036
+    assert abs((out / ref).mean().item() - 1.0) < 4 * (p / (1 - p) / n) ** 0.5
+
 def test_load_encoder_installs_it_without_changing_outputs_or_saved_config(tiny_model, tmp_path):
     from transformers import AutoModel
 

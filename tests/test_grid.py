@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -38,11 +39,17 @@ def test_dry_run_counts_shared_phases_and_naive_cost(tmp_path, tiny_model, toy_d
     cells = grid.expand(grid.load(path))
     assert len(cells) == 8  # 2 settings x 2 targets x 2 seeds
     p = grid.plan(cells)
-    # one intermediate phase (setting "pair") shared by 4 cells; 8 target and 8 eval phases
-    assert p["phases"]["intermediate"] == {"total": 1, "done": 0, "flops": p["phases"]["intermediate"]["flops"]}
-    assert p["phases"]["target"]["total"] == 8 and p["phases"]["eval"]["total"] == 8
-    inter = p["phases"]["intermediate"]["flops"]
-    assert inter > 0 and p["flops_naive"] == pytest.approx(p["flops"] + 3 * inter)  # 4 cells would train it 4 times
+    # Training FLOPs of one phase, as documented: 6 x parameters x tokens, with the parameter estimate
+    # layers x (4 h^2 attention + 2 h ffn) + vocab x h and tokens = steps x batch x max_length x 0.6 (padding).
+    c = json.loads((tiny_model / "config.json").read_text())
+    h, ffn = c["hidden_size"], c["intermediate_size"]
+    phase = 6 * (c["num_hidden_layers"] * (4 * h * h + 2 * h * ffn) + c["vocab_size"] * h) * (6 * 16 * 32 * 0.6)
+    # one intermediate phase (setting "pair") shared by 4 cells; 8 target and 8 eval phases (evaluation: 0 FLOPs)
+    assert p["phases"]["intermediate"] == {"total": 1, "done": 0, "flops": pytest.approx(phase)}
+    assert p["phases"]["target"] == {"total": 8, "done": 0, "flops": pytest.approx(8 * phase)}
+    assert p["phases"]["eval"] == {"total": 8, "done": 0, "flops": 0.0}
+    assert p["flops"] == pytest.approx(9 * phase)
+    assert p["flops_naive"] == pytest.approx(12 * phase)  # without reuse the 4 "pair" cells train it 4 times
     assert main(["grid", str(path), "--dry-run"]) == 0
     assert "without reuse" in capsys.readouterr().out
 

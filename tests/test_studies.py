@@ -11,11 +11,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, needs_data, require_shared_data
 from xstilts import studies
 from xstilts.cli import main
-
-needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"../shared/data not found at {SHARED_DATA}")
 
 
 # =========================================================================== statistics on hand-made numbers
@@ -210,8 +208,7 @@ FAST = {"lr": 1e-3, "batch_size": 16, "max_steps": 4, "eval_every": 4, "max_leng
 def tiny(tmp_path_factory):
     """Tiny random models with a tokenizer trained on real text of several scripts: XLM-R small and large
     (standing in for base and large) and a Llama (standing in for the 7B/70B decoders)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"../shared/data not found at {SHARED_DATA}")
+    require_shared_data()
     from xstilts.tiny import build_tiny_model
 
     corpus = []

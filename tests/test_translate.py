@@ -615,11 +615,18 @@ def test_marian_multi_target_and_templates(models, data, tmp_path):
         T.translate_task(PAIR_SPEC, ["fr"], str(tmp_path / "opus-mt-en-de"), data, out, settings=settings,
                          device="cpu", log=lambda m: None)
 
-    # --force translates a finished language again; a file translate did not write is refused even then
-    before = _summary(out, "toypair", "de")["created"]
-    T.translate_task(PAIR_SPEC, ["de"], str(models["marian_mul"]), data, out, settings=settings, device="cpu",
-                     force=True, log=lambda m: None)
-    assert (out / "toypair" / "translate-de.json").exists() and _summary(out, "toypair", "de")["created"] >= before
+    # --force translates a finished language again; a file translate did not write is refused even then.
+    # Markers in both files: a run that skips the language keeps them, a run that translates replaces them.
+    de_file, de_summary = out / "toypair" / "train-de.jsonl", out / "toypair" / "translate-de.json"
+    translated = de_file.read_text(encoding="utf-8")
+    de_file.write_text("marker\n", encoding="utf-8")
+    de_summary.write_text(json.dumps({**_summary(out, "toypair", "de"), "marker": 1}), encoding="utf-8")
+    for force in (False, True):
+        T.translate_task(PAIR_SPEC, ["de"], str(models["marian_mul"]), data, out, settings=settings, device="cpu",
+                         force=force, log=lambda m: None)
+        assert ("marker" in _summary(out, "toypair", "de")) is not force
+        assert de_file.read_text(encoding="utf-8") == ("marker\n" if not force else translated)
+    assert _summary(out, "toypair", "de")["texts"]["translated"] > 0  # translated, not reused from a cache
     (out / "toypair" / "translate-de.json").unlink()
     with pytest.raises(ConfigError, match="was not written by"):
         T.translate_task(PAIR_SPEC, ["de"], str(models["marian_mul"]), data, out, settings=settings, device="cpu",

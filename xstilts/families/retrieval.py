@@ -58,25 +58,16 @@ def evaluate(spec, split: str, lang: str, path_of, embed, *, limit: int | None =
         embed: ``(texts, key) -> np.ndarray`` of pooled sentence embeddings.
         limit: aligned (Tatoeba) only: score the first ``limit`` sentence pairs
             (the others are not candidates either, so the task gets easier).
-<<<<<<< HEAD
         per_example: aligned only: extended with 1.0/0.0 per query, i.e. per English sentence
             (for paired tests).
-=======
-        per_example: aligned only: extended with 1.0/0.0 per query (for paired tests).
         aligned: ``(split, lang) -> {"source", "target"}`` for aligned tasks (files or the hub,
             :func:`xstilts.data.load_aligned`); default: the files of ``path_of``.
->>>>>>> h-hub
     """
     from .. import readers
 
     kind = spec.options.get("kind", "aligned")
-<<<<<<< HEAD
     if kind == "aligned":  # Tatoeba (as XTREME): the nearest xx sentence of each English sentence must be its translation
-        data = readers.read_tatoeba(path_of(split, lang), path_of(f"{split}_target", lang))
-=======
-    if kind == "aligned":  # Tatoeba: the nearest English sentence of each xx sentence must be its translation
         data = aligned(split, lang) if aligned else readers.read_tatoeba(path_of(split, lang), path_of(f"{split}_target", lang))
->>>>>>> h-hub
         source, target = data["source"][:limit], data["target"][:limit]
         src, tgt = embed(source, f"{lang}-src"), embed(target, f"{lang}-tgt")
         hits = metrics.tatoeba_hits(src, tgt)
