@@ -616,3 +616,11 @@ def test_bucc_mine_merges_identical_texts_and_drops_texts_under_two_ids():
     assert {(s, t) for s, t, _ in by_id} == {("s0", "t0"), ("s1", "t1")}
     with pytest.raises(XstiltsError, match="both"):
         M.bucc_mine(src, tgt, ["s0", "s1", "s2"], ["t0", "t1"], src_texts=["a", "b", "b"])
+
+
+def test_lareqa_rankings_use_the_official_tie_order():
+    # utils_lareqa ranks with scores.argsort()[::-1]: exactly tied candidates come highest index first
+    assert M.lareqa_rankings([[1, 0]], [[1, 0], [1, 0], [0, 1]], 3).tolist() == [[1, 0, 2]]
+    assert M.lareqa_rankings([[1, 0]], [[0, 1], [1, 0], [1, 0]], 2).tolist() == [[2, 1]]
+    with pytest.raises(XstiltsError):
+        M.lareqa_rankings([[1, 0]], [[1, 0]], 0)

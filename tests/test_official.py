@@ -425,6 +425,9 @@ def test_map_at_20_equals_official_lareqa():
     ids = [s["id"] for s in pool]
     for lang, official in want.items():
         query = _signed_trigrams([q["question"] for q in questions[lang]], 64)
-        rankings = [[ids[j] for j in (q @ cand.T).argsort()[::-1][:20]] for q in query]
-        got = M.map_at_k(rankings, [relevant[q["id"]] for q in questions[lang]], k=20)
+        rel = [relevant[q["id"]] for q in questions[lang]]
+        # the stand-in vectors are unit length already; normalising them again would change last bits
+        # and so the order of near-tied candidates (de: 9.514 instead of 9.528)
+        top = M.lareqa_rankings(query, cand, 20, normalize=False)
+        got = M.map_at_k([[ids[j] for j in row] for row in top], rel, k=20)
         assert got == pytest.approx(official / 100, abs=TOL, rel=0), lang

@@ -65,6 +65,7 @@ __all__ = [
     "tatoeba_accuracy",
     "tatoeba_predictions",
     "retrieval_rankings",
+    "lareqa_rankings",
     "average_precision_at_k",
     "map_at_k",
     "xtreme_score",
@@ -969,6 +970,45 @@ def retrieval_rankings(query_emb: Any, cand_emb: Any, k: int) -> np.ndarray:
     _check_same_dim(q, c, "retrieval_rankings")
     _, ind = _knn_ip(q, c, min(k, c.shape[0]))
     return ind.astype(np.int64)
+
+
+def lareqa_rankings(query_emb: Any, cand_emb: Any, k: int = 20, normalize: bool = True) -> np.ndarray:
+    """Top-``k`` candidates per question exactly as XTREME-R's LAReQA evaluation ranks them.
+
+    ``utils_lareqa.mean_avg_prec_at_k`` scores each question by
+    ``np.expand_dims(q, 0).dot(C.T)`` and ranks with ``scores.argsort()[::-1]``:
+    exactly tied candidates come highest index first (the reverse of
+    :func:`retrieval_rankings`' faiss order). The same calls are made here.
+
+    Args:
+        query_emb: ``(n_q, d)`` question embeddings.
+        cand_emb: ``(n_c, d)`` candidate (answer sentence) embeddings.
+        k: cutoff (20 in XTREME-R).
+        normalize: L2-normalise both sides first (``faiss.normalize_L2``), i.e.
+            rank by cosine; the official code uses its encoders' outputs as given.
+
+    Returns:
+        ``(n_q, min(k, n_c))`` int64 array of candidate indices, best first.
+
+    Raises:
+        XstiltsError: on bad shapes or ``k < 1``.
+    """
+    import faiss
+
+    if k < 1:
+        raise XstiltsError(f"lareqa_rankings: k must be >= 1, got {k}")
+    q = np.array(_as_matrix(query_emb, "lareqa_rankings query_emb"), dtype=np.float32, order="C", copy=True)
+    c = np.array(_as_matrix(cand_emb, "lareqa_rankings cand_emb"), dtype=np.float32, order="C", copy=True)
+    _check_same_dim(q, c, "lareqa_rankings")
+    if normalize:
+        faiss.normalize_L2(q)
+        faiss.normalize_L2(c)
+    ct = c.T
+    kk = min(k, c.shape[0])
+    out = np.empty((q.shape[0], kk), dtype=np.int64)
+    for i in range(q.shape[0]):
+        out[i] = np.squeeze(np.expand_dims(q[i], 0).dot(ct), 0).argsort()[::-1][:kk]
+    return out
 
 
 def average_precision_at_k(ranking: Sequence[Hashable], relevant: Iterable[Hashable], k: int = 20) -> float:

@@ -77,7 +77,7 @@ class Experiment:
     title: str
     target: str
     arms: dict  # arm name -> RunConfig (single target, all seeds)
-    train_lang: str | None = "en"  # the first table row (None: no English row, e.g. xx -> en retrieval)
+    train_lang: str | None = "en"  # the first table row (None: no English row, e.g. Tatoeba retrieval)
     languages: list = field(default_factory=list)  # zero-shot languages, in table order
     metric: str = "accuracy"
     split: str = "test"  # the evaluation split (the pipeline also reports the English dev score)
@@ -172,7 +172,7 @@ class DataSettings:
     xnli_max_length: int = 96
     xnli_languages: tuple[str, ...] = ("de", "ru", "ar", "zh")
     xnli_limit: int = 150
-    # Tatoeba xx -> en retrieval, on the pretrained encoder and after the SocialIQA phase
+    # Tatoeba en -> xx retrieval (XTREME's direction), on the pretrained encoder and after the SocialIQA phase
     tatoeba_languages: tuple[str, ...] = ("de", "ru", "ar", "zh")
     tatoeba_limit: int = 500
 
@@ -238,13 +238,14 @@ def benchmark_experiments(data_dir: str | Path, out: Path, s: DataSettings, log=
                f"not in the folder), {s.xnli_steps} steps of {s.xnli_batch}; zero-shot on the first {s.xnli_limit} "
                "test pairs per language", shared])
     tatoeba = Experiment(
-        "tatoeba", "Tatoeba xx -> en retrieval (real data)", "tatoeba",
+        "tatoeba", "Tatoeba en -> xx retrieval (real data)", "tatoeba",
         arms({"tasks": ["tatoeba"], "seeds": [0], "train": {"max_length": s.inter_max_length}},
              {"languages": list(s.tatoeba_languages), "limit": s.tatoeba_limit}),
         train_lang=None, languages=list(s.tatoeba_languages), chance=1 / s.tatoeba_limit, unit="sentence",
         arm_titles={"direct": "pretrained", "intermediate": "after SocialIQA"},
-        notes=[f"Tatoeba: the first {s.tatoeba_limit} sentence pairs per language, nearest English sentence by "
-               "cosine of mean-pooled middle-layer states; no target training, so one score per arm",
+        notes=[f"Tatoeba: the first {s.tatoeba_limit} sentence pairs per language; for each English sentence the "
+               "nearest xx sentence (XTREME's direction) by cosine of mean-pooled middle-layer states; no target "
+               "training, so one score per arm",
                shared, "the interval is a paired bootstrap over sentences (1000 resamples), not over seeds"])
     return [xcopa, xnli, tatoeba]
 

@@ -99,7 +99,7 @@ def evaluate(spec, split: str, lang: str, path_of, embed, *, limit: int | None =
         cand = embed([s["text"] for s in pool], f"{split}-pool")
         query = embed([q["question"] for q in questions], f"{split}-{lang}-q")
         ids = [s["id"] for s in pool]
-        top = metrics.retrieval_rankings(query, cand, 20)
+        top = metrics.lareqa_rankings(query, cand, 20)  # XTREME-R's ranking and tie order
         rankings = [[ids[j] for j in row] for row in top]
         return {"map@20": metrics.map_at_k(rankings, [relevant_by_qid[q["id"]] for q in questions], k=20)}
     if kind == "mewsli":  # mentions of one language against the multilingual entity candidate set

@@ -95,7 +95,7 @@ register(TaskSpec(name="bucc2018", family="retrieval", languages=tuple(BUCC_LANG
 register(TaskSpec(name="tatoeba", hub=HUB["tatoeba"], family="retrieval", languages=tuple(TATOEBA_LANGS), format="tatoeba",
                   options={"kind": "aligned"}, files={"test": ("tatoeba/tatoeba.{lang3}-eng.{lang3}",),
                                                      "test_target": ("tatoeba/tatoeba.{lang3}-eng.eng",)},
-                  description="Tatoeba: nearest English sentence by cosine, xx -> en accuracy"))
+                  description="Tatoeba: for each English sentence the nearest xx sentence by cosine (as XTREME), accuracy"))
 
 # XTREME scores UD-POS on the UD treebanks' test sets (XTREME's own test files carry no labels): one task per
 # treebank family, read from the CoNLL-U release files `ud/<lang>_<treebank>-ud-test.conllu`, trained like udpos.
