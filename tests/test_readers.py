@@ -857,3 +857,15 @@ def test_real_conllu_sentence_without_tokens(data, tmp_path, capsys):
     assert e.line == first and "sentence without tokens" in str(e)
     assert p.read_bytes() and len(R.read_conllu(p, skip_invalid=True)) == 999
     _fails_located(tmp_path, "udpos_pud", capsys, f"{p.name}:{first}:")
+
+
+def test_real_unterminated_quote_names_its_line(data, tmp_path, capsys):
+    p = _damaged(data, tmp_path, "xnli/dev-en.tsv", _on_line(30, _column(0, '"unterminated quote')))
+    e = _raises(R.read_xnli, p)
+    assert e.line == 30 and "unterminated quote" in str(e)
+    err = _fails_located(tmp_path, "xnli", capsys, "dev-en.tsv:30:")
+    assert "unterminated quote" in err
+    # the quote swallows lines 44..115 of the German PAWS-X file until a stray quote there stops the parser
+    p = _damaged(data, tmp_path, "pawsx/dev-de.tsv", _on_line(44, _column(1, '"Der Anfang')))
+    e = _raises(R.read_pawsx, p)
+    assert e.line == 44 and "gave up at line 115" in str(e)
