@@ -869,3 +869,20 @@ def test_real_unterminated_quote_names_its_line(data, tmp_path, capsys):
     p = _damaged(data, tmp_path, "pawsx/dev-de.tsv", _on_line(44, _column(1, '"Der Anfang')))
     e = _raises(R.read_pawsx, p)
     assert e.line == 44 and "gave up at line 115" in str(e)
+
+
+def test_null_label_in_a_user_multiple_choice_jsonl(data, tmp_path):
+    """A user's task in the family-native JSONL layout, built from real COPA records: a null label is an error
+    naming file, line and field (it used to pass through to featurization)."""
+    from xstilts.data import load_examples
+    from xstilts.tasks import TaskSpec
+
+    copa = R.read_copa(data / "xcopa" / "copa_en" / "train-en.jsonl")[:20]
+    copa[4]["label"] = None
+    p = _jsonl(tmp_path / "train.jsonl", copa)
+    spec = TaskSpec(name="my_copa", family="multiple_choice", files={"train": str(p)})
+    with pytest.raises(DataError) as info:
+        load_examples(spec, "train", "en", tmp_path)
+    assert (info.value.line, info.value.field) == (5, "label") and "empty (None)" in str(info.value)
+    st = R.ReadStats()
+    assert len(load_examples(spec, "train", "en", tmp_path, skip_invalid=True, stats=st)) == 19 and st.skipped == 1
