@@ -630,15 +630,8 @@ def _on_line(n: int, fn):
     return edit
 
 
-def _json_line(fn):
-    def edit(line):
-        obj = json.loads(line)
-        fn(obj)
-        return json.dumps(obj, ensure_ascii=False)
-    return edit
-
-
-def _squad(fn):
+def _json_edit(fn):
+    """An edit applying ``fn`` to the JSON value of a line (JSONL) or of the whole text (a JSON document)."""
     def edit(text):
         doc = json.loads(text)
         fn(doc)
@@ -678,22 +671,22 @@ def test_real_empty_premise_and_hypothesis(data, tmp_path, capsys):
 
 
 def test_real_empty_premise_question_choice_jsonl(data, tmp_path, capsys):
-    p = _damaged(data, tmp_path, "xcopa/data/et/val.et.jsonl", _on_line(5, _json_line(lambda o: o.update(premise=""))))
+    p = _damaged(data, tmp_path, "xcopa/data/et/val.et.jsonl", _on_line(5, _json_edit(lambda o: o.update(premise=""))))
     e = _raises(R.read_xcopa, p)
     assert (e.line, e.field) == (5, "premise")
     _fails_located(tmp_path, "xcopa", capsys, "val.et.jsonl:5:", "premise")
     p = _damaged(data, tmp_path, "siqa/v1.4/socialIQa_v1.4_tst.jsonl",
-                 _on_line(3, _json_line(lambda o: o.update(question=""))))
+                 _on_line(3, _json_edit(lambda o: o.update(question=""))))
     assert (_raises(R.read_siqa, p).line, _raises(R.read_siqa, p).field) == (3, "question")
     p = _damaged(data, tmp_path, "hellaswag/hellaswag_val.jsonl.gz",
-                 _on_line(8, _json_line(lambda o: o["endings"].__setitem__(2, ""))))
+                 _on_line(8, _json_edit(lambda o: o["endings"].__setitem__(2, ""))))
     e = _raises(R.read_hellaswag, p)
     assert (e.line, e.field) == (8, "endings[2]")
 
 
 def test_real_empty_squad_question(data, tmp_path, capsys):
     p = _damaged(data, tmp_path, "xquad/xquad.de.json",
-                 _squad(lambda d: d["data"][1]["paragraphs"][2]["qas"][0].update(question="")))
+                 _json_edit(lambda d: d["data"][1]["paragraphs"][2]["qas"][0].update(question="")))
     e = _raises(R.read_xquad, p)
     assert e.field == "data[1].paragraphs[2].qas[0].question" and e.line is None
     _fails_located(tmp_path, "xquad", capsys, "xquad.de.json:", "data[1].paragraphs[2].qas[0].question")
@@ -727,7 +720,7 @@ def test_real_empty_file(data, tmp_path, capsys):
 
 
 def test_real_null_label_in_training_file(data, tmp_path, capsys):
-    p = _damaged(data, tmp_path, "xcopa/copa_en/train-en.jsonl", _on_line(12, _json_line(lambda o: o.update(label=None))))
+    p = _damaged(data, tmp_path, "xcopa/copa_en/train-en.jsonl", _on_line(12, _json_edit(lambda o: o.update(label=None))))
     e = _raises(R.read_copa, p)
     assert (e.line, e.field) == (12, "label")
     _fails_located(tmp_path, "copa", capsys, "train-en.jsonl:12:", "label")
@@ -780,7 +773,7 @@ def test_real_duplicate_question_id(data, tmp_path, capsys):
     def dup(doc):
         doc["data"][2]["paragraphs"][1]["qas"][1]["id"] = doc["data"][0]["paragraphs"][0]["qas"][0]["id"]
 
-    p = _damaged(data, tmp_path, "xquad/xquad.de.json", _squad(dup))
+    p = _damaged(data, tmp_path, "xquad/xquad.de.json", _json_edit(dup))
     e = _raises(R.read_xquad, p)
     assert e.field == "data[2].paragraphs[1].qas[1].id" and "first at data[0].paragraphs[0].qas[0]" in str(e)
     st = R.ReadStats()
@@ -799,11 +792,11 @@ def test_tydiqa_train_ids_renamed_through_the_task(data):
 
 def test_real_hellaswag_wrong_number_of_endings(data, tmp_path, capsys):
     rel = "hellaswag/hellaswag_val.jsonl.gz"
-    p = _damaged(data, tmp_path, rel, _on_line(10, _json_line(lambda o: o["endings"].pop())))
+    p = _damaged(data, tmp_path, rel, _on_line(10, _json_edit(lambda o: o["endings"].pop())))
     e = _raises(R.read_hellaswag, p)
     assert (e.line, e.field) == (10, "endings") and "expected a list of 4 strings, got 3" in str(e)
     _fails_located(tmp_path, "hellaswag", capsys, "hellaswag_val.jsonl.gz:10:", "endings")
-    p = _damaged(data, tmp_path, rel, _on_line(11, _json_line(lambda o: o["endings"].append("and then?"))))
+    p = _damaged(data, tmp_path, rel, _on_line(11, _json_edit(lambda o: o["endings"].append("and then?"))))
     assert (_raises(R.read_hellaswag, p).line, _raises(R.read_hellaswag, p).field) == (11, "endings")
 
 
@@ -831,16 +824,12 @@ def _conllu_word_line(data: Path, rel: str, k: int) -> int:
     return [i + 1 for i, x in enumerate(lines) if x[:1].isdigit() and x.split("\t")[0].isdigit()][k]
 
 
-def _conllu_col(i: int, value: str):
-    return lambda line: "\t".join(value if k == i else x for k, x in enumerate(line.split("\t")))
-
-
 @pytest.mark.parametrize("rel,task,k,edit,field,message", [
     ("ud/de_gsd-ud-test.conllu.gz", "udpos_gsd", 100, lambda x: x.rsplit("\t", 1)[0], None,
      "expected 10 tab-separated fields, got 9"),
-    ("ud/en_pud-ud-test.conllu.gz", "udpos_pud", 200, _conllu_col(0, "x7"), "ID", "bad word id 'x7'"),
-    ("ud/fi_tdt-ud-test.conllu.gz", "udpos_tdt", 400, _conllu_col(3, "NOUNX"), "UPOS", "unknown label 'NOUNX'"),
-    ("ud/tr_imst-ud-test.conllu.gz", "udpos_imst", 60, _conllu_col(3, ""), "UPOS", "unknown label ''"),
+    ("ud/en_pud-ud-test.conllu.gz", "udpos_pud", 200, _column(0, "x7"), "ID", "bad word id 'x7'"),
+    ("ud/fi_tdt-ud-test.conllu.gz", "udpos_tdt", 400, _column(3, "NOUNX"), "UPOS", "unknown label 'NOUNX'"),
+    ("ud/tr_imst-ud-test.conllu.gz", "udpos_imst", 60, _column(3, ""), "UPOS", "unknown label ''"),
 ])
 def test_real_conllu_defects(data, tmp_path, capsys, rel, task, k, edit, field, message):
     n = _conllu_word_line(data, rel, k)
@@ -878,3 +867,32 @@ def test_real_conllu_sentence_without_tokens(data, tmp_path, capsys):
     assert e.line == first and "sentence without tokens" in str(e)
     assert p.read_bytes() and len(R.read_conllu(p, skip_invalid=True)) == 999
     _fails_located(tmp_path, "udpos_pud", capsys, f"{p.name}:{first}:")
+
+
+def test_real_unterminated_quote_names_its_line(data, tmp_path, capsys):
+    p = _damaged(data, tmp_path, "xnli/dev-en.tsv", _on_line(30, _column(0, '"unterminated quote')))
+    e = _raises(R.read_xnli, p)
+    assert e.line == 30 and "unterminated quote" in str(e)
+    err = _fails_located(tmp_path, "xnli", capsys, "dev-en.tsv:30:")
+    assert "unterminated quote" in err
+    # the quote swallows lines 44..115 of the German PAWS-X file until a stray quote there stops the parser
+    p = _damaged(data, tmp_path, "pawsx/dev-de.tsv", _on_line(44, _column(1, '"Der Anfang')))
+    e = _raises(R.read_pawsx, p)
+    assert e.line == 44 and "gave up at line 115" in str(e)
+
+
+def test_null_label_in_a_user_multiple_choice_jsonl(data, tmp_path):
+    """A user's task in the family-native JSONL layout, built from real COPA records: a null label is an error
+    naming file, line and field (it used to pass through to featurization)."""
+    from xstilts.data import load_examples
+    from xstilts.tasks import TaskSpec
+
+    copa = R.read_copa(data / "xcopa" / "copa_en" / "train-en.jsonl")[:20]
+    copa[4]["label"] = None
+    p = _jsonl(tmp_path / "train.jsonl", copa)
+    spec = TaskSpec(name="my_copa", family="multiple_choice", files={"train": str(p)})
+    with pytest.raises(DataError) as info:
+        load_examples(spec, "train", "en", tmp_path)
+    assert (info.value.line, info.value.field) == (5, "label") and "empty (None)" in str(info.value)
+    st = R.ReadStats()
+    assert len(load_examples(spec, "train", "en", tmp_path, skip_invalid=True, stats=st)) == 19 and st.skipped == 1

@@ -26,8 +26,12 @@ from .tasks import TaskSpec
 # ---------------------------------------------------------------- reading
 
 
-def read_jsonl(path: Path, *, skip_invalid: bool = False, stats=None, **_):
-    """The family-native layout: one JSON object per line with the family's fields."""
+def read_jsonl(path: Path, *, skip_invalid: bool = False, stats=None, required: tuple[str, ...] = (), **_):
+    """The family-native layout: one JSON object per line with the family's fields.
+
+    Each of ``required`` must be present and not null, empty or blank (a null
+    label in a training file is an error naming its line, not a crash later).
+    """
     out = []
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as f:
@@ -35,10 +39,22 @@ def read_jsonl(path: Path, *, skip_invalid: bool = False, stats=None, **_):
             if not raw.strip():
                 continue
             try:
-                out.append(json.loads(raw.decode("utf-8")))
+                obj = json.loads(raw.decode("utf-8"))
+                if not isinstance(obj, dict):
+                    raise DataError(path, n, None, f"expected a JSON object, got {type(obj).__name__}")
+                for key in required:
+                    value = obj.get(key)
+                    if value is None or (isinstance(value, str) and not value.strip()) or value in ([], {}):
+                        raise DataError(path, n, key, "missing" if key not in obj else f"empty ({value!r})")
+                out.append(obj)
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 if not skip_invalid:
                     raise DataError(path, n, None, f"not a JSON object: {e}") from None
+                if stats is not None:
+                    stats.skipped += 1
+            except DataError:
+                if not skip_invalid:
+                    raise
                 if stats is not None:
                     stats.skipped += 1
     return out
@@ -113,6 +129,8 @@ def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit
     kwargs = {"labels": spec.labels} if spec.labels and spec.family == "classification" else {}
     from .readers import read_squad
 
+    if table[spec.format] is read_jsonl:
+        kwargs["required"] = REQUIRED_FIELDS[spec.family]
     if table[spec.format] is read_squad:
         # predictions are scored by question id, so evaluation files need unique ids; a training file is never
         # scored (XTREME's TyDiQA-GoldP English train reuses 89 ids for 3696 questions)
