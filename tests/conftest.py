@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ("pytester",)  # tests/test_ci.py runs pytest on a copy of this file
+
 # Tiny models gain nothing from several threads, and on a loaded 2-core machine OpenMP threads contend badly.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402

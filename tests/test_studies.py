@@ -233,26 +233,54 @@ def _update(tiny, **extra):
     return {"base": base, "targets": ["xcopa"], "seeds": [0, 1], **extra}
 
 
-_SECTIONS = {}
-
-
 def _run(name, tiny, models, **extra):
     cfg = studies.load_study(name, models=models, update=_update(tiny, **extra))
     out = studies.run_study(cfg, log=lambda m: None)
     assert not out["failed"], out["failed"]
     section = studies.analyze(cfg)
     paths = studies.write_section(section, studies.section_dir(cfg))
-    _SECTIONS[name] = studies.section_dir(cfg)
     for p in paths.values():
         assert p.exists() and p.stat().st_size > 0
     assert section["tables"][0]["rows"] and section["plots"] and section["test"]
     return cfg, section
 
 
-@needs_data
-def test_model_scale_end_to_end_with_a_tiny_llama(tiny):
+# Each study runs once per module, in a fixture: a test that needs a study's phases or section asks for it, so it
+# never depends on test order, and a study that fails is an error in every test that needs it, never a skip.
+
+
+@pytest.fixture(scope="module")
+def model_scale(tiny):
     study = {"decoder_overrides": {"lora": {"r": 4, "alpha": 8}}, "n_resamples": 200}
-    cfg, section = _run("model-scale", tiny, [tiny["small"], tiny["large"], tiny["llama"]], study=study)
+    return _run("model-scale", tiny, [tiny["small"], tiny["large"], tiny["llama"]], study=study)
+
+
+@pytest.fixture(scope="module")
+def latency(tiny):
+    settings = [{"name": "none"}, {"name": "siqa", "tasks": ["siqa"]},
+                {"name": "nli_en", "tasks": ["xnli_parallel"], "languages": ["en"]}]
+    study = {"latency": {"examples": 8, "batch_size": 4, "batches": 2, "warmup": 1, "devices": ["cpu", "cuda"]}}
+    return _run("latency", tiny, [tiny["small"], tiny["large"]], settings=settings, study=study)
+
+
+@pytest.fixture(scope="module")
+def data_scale(tiny):
+    multi = [{"name": "xnli_parallel[en]", "tasks": ["xnli_parallel"], "languages": ["en"]},
+             {"name": "xnli_parallel[3]", "tasks": ["xnli_parallel"], "languages": ["en", "de", "zh"],
+              "compare_to": "xnli_parallel[en]"}]
+    study = {"sweep": {"task": "siqa", "fractions": [0.1, 0.3, 1.0]}, "multilingual": multi}
+    return _run("data-scale", tiny, [tiny["small"]], study=study)
+
+
+@pytest.fixture(scope="module")
+def efficiency(tiny):
+    study = {"efficiency": {"languages": ["en", "de", "ru", "zh"], "repeats": [0, 1], "warmup_runs": 1}}
+    return _run("efficiency", tiny, [tiny["small"]], study=study)
+
+
+@needs_data
+def test_model_scale_end_to_end_with_a_tiny_llama(tiny, model_scale):
+    cfg, section = model_scale
     llama_cells = [c for c in studies.study_cells(cfg) if c.model == tiny["llama"]]
     assert llama_cells and all(c.cfg.lora is not None and c.cfg.lora.r == 4 for c in llama_cells)
     gaps = section["data"]["gaps"]
@@ -272,17 +300,39 @@ def test_model_scale_end_to_end_with_a_tiny_llama(tiny):
     assert "Student-t interval over seeds" in section["test"] and "paired bootstrap" in section["test"]
 
 
+def _setting_means(tiny, cfg, model) -> dict[str, tuple[float, float]]:
+    """Per setting, from the store's metric rows alone: the mean over seeds of XCOPA English dev accuracy and of
+    the zero-shot accuracy (unweighted mean over the et and zh test sets)."""
+    from xstilts.store import Store
+
+    mf = Store(tiny["work"] / "results.sqlite").metrics_frame()
+    per_seed = {}
+    for c in studies.study_cells(cfg):
+        if c.model != model:
+            continue
+        rows = mf[(mf["run_id"] == c.run_id) & (mf["task"] == "xcopa") & (mf["metric"] == "accuracy")]
+        test = rows[rows["split"] == "test"]
+        dev = rows[(rows["split"] == "dev") & (rows["lang"] == "en")]["value"]
+        assert sorted(test["lang"]) == ["et", "zh"] and len(dev) == 1, (c.setting, c.seed)
+        per_seed.setdefault(c.setting, []).append((float(dev.iloc[0]), float(test["value"].mean())))
+    return {setting: tuple(np.mean(v, axis=0)) for setting, v in per_seed.items()}
+
+
 @needs_data
-def test_latency_end_to_end(tiny):
-    settings = [{"name": "none"}, {"name": "siqa", "tasks": ["siqa"]},
-                {"name": "nli_en", "tasks": ["xnli_parallel"], "languages": ["en"]}]
-    study = {"latency": {"examples": 8, "batch_size": 4, "batches": 2, "warmup": 1, "devices": ["cpu", "cuda"]}}
-    cfg, section = _run("latency", tiny, [tiny["small"], tiny["large"]], settings=settings, study=study)
+def test_latency_end_to_end(tiny, latency):
+    cfg, section = latency
     reg = section["data"]["targets"]["xcopa"]["regret"]
     for model in (tiny["small"], tiny["large"]):
         r = reg[model]
-        assert r["chosen"] in ("siqa", "nli_en") and r["oracle"] in ("siqa", "nli_en")
-        assert r["regret"] >= 0 and r["chosen"] == max(r["en_dev"], key=r["en_dev"].get)
+        # the selection recomputed from the store: English dev picks, the oracle is the best zero-shot score,
+        # regret is the zero-shot score the pick gives away (ties go to the setting listed first)
+        means = _setting_means(tiny, cfg, model)
+        candidates = ["siqa", "nli_en"]
+        en_dev, zero_shot = {s: means[s][0] for s in candidates}, {s: means[s][1] for s in candidates}
+        chosen, oracle = max(candidates, key=en_dev.get), max(candidates, key=zero_shot.get)
+        assert r["en_dev"] == pytest.approx(en_dev, abs=1e-12) and r["zero_shot"] == pytest.approx(zero_shot, abs=1e-12)
+        assert (r["chosen"], r["oracle"]) == (chosen, oracle)
+        assert r["regret"] == pytest.approx(zero_shot[oracle] - zero_shot[chosen], abs=1e-12)
         lat = section["data"]["targets"]["xcopa"]["latency"][model]["cpu"]
         assert 0 < lat["p50_ms"] <= lat["p95_ms"] and lat["throughput"] > 0 and lat["n"] == 8
     import torch
@@ -298,7 +348,7 @@ def test_latency_end_to_end(tiny):
 
 
 @needs_data
-def test_measure_latency_on_a_trained_target_model(tiny):
+def test_measure_latency_on_a_trained_target_model(tiny, model_scale):
     from xstilts.data import load_examples
     from xstilts.families import get_family
     from xstilts.model import load_tokenizer
@@ -307,10 +357,7 @@ def test_measure_latency_on_a_trained_target_model(tiny):
 
     store = Store(tiny["work"] / "results.sqlite")
     tf = store.timings_frame()
-    phases = tf[(tf["kind"] == "target") & (tf["model"] == tiny["small"])]["path"]
-    if phases.empty:
-        pytest.skip("runs after test_model_scale_end_to_end_with_a_tiny_llama (it trains the target phases)")
-    phase = phases.iloc[0]
+    phase = tf[(tf["kind"] == "target") & (tf["model"] == tiny["small"])]["path"].iloc[0]  # trained by model_scale
     spec = get("xcopa")
     model = studies.load_target_model(phase, spec)
     tok = load_tokenizer(tiny["small"])
@@ -324,12 +371,8 @@ def test_measure_latency_on_a_trained_target_model(tiny):
 
 
 @needs_data
-def test_data_scale_end_to_end(tiny):
-    multi = [{"name": "xnli_parallel[en]", "tasks": ["xnli_parallel"], "languages": ["en"]},
-             {"name": "xnli_parallel[3]", "tasks": ["xnli_parallel"], "languages": ["en", "de", "zh"],
-              "compare_to": "xnli_parallel[en]"}]
-    study = {"sweep": {"task": "siqa", "fractions": [0.1, 0.3, 1.0]}, "multilingual": multi}
-    cfg, section = _run("data-scale", tiny, [tiny["small"]], study=study)
+def test_data_scale_end_to_end(tiny, data_scale):
+    cfg, section = data_scale
     names = [s.name for s in studies.study_settings(cfg)]
     assert names == ["none", "siqa@10%", "siqa@30%", "siqa@100%", "xnli_parallel[en]", "xnli_parallel[3]"]
     d = section["data"][f"{tiny['small']}|xcopa"]
@@ -346,9 +389,8 @@ def test_data_scale_end_to_end(tiny):
 
 
 @needs_data
-def test_efficiency_end_to_end(tiny):
-    study = {"efficiency": {"languages": ["en", "de", "ru", "zh"], "repeats": [0, 1], "warmup_runs": 1}}
-    cfg, section = _run("efficiency", tiny, [tiny["small"]], study=study)
+def test_efficiency_end_to_end(tiny, efficiency):
+    cfg, section = efficiency
     cells = studies.study_cells(cfg)
     assert len(cells) == 1 + 8 and all(not c.cfg.target.tasks for c in cells)
     assert cells[0].setting == "warmup" and cells[0].cfg.intermediate.seed not in (0, 1)
@@ -384,12 +426,10 @@ def test_efficiency_end_to_end(tiny):
 
 
 @needs_data
-def test_report_appends_every_study_section(tiny):
+def test_report_appends_every_study_section(tiny, model_scale, latency, data_scale, efficiency):
     from xstilts.report import build_report
     from xstilts.store import Store
 
-    if len(_SECTIONS) < 4:
-        pytest.skip("runs after the four end-to-end study tests")
     out = tiny["work"] / "report"
     paths = build_report(Store(tiny["work"] / "results.sqlite"), out, model=tiny["small"], n_resamples=50)
     assert {f"study:{n}" for n in studies.STUDIES} <= set(paths)
