@@ -11,6 +11,7 @@ from ..spec import HubSource, MixtureSpec, TaskSpec
 NLI = tuple(NLI_LABELS)
 NLI_COLUMNS = {"text_a": "premise", "text_b": "hypothesis"}
 PARQUET_EXPORT = "refs/convert/parquet"
+TRAIN_DEV = {"train": "train", "dev": "validation"}  # hub copies without a (labelled) test split
 
 # Public hub copies (Parquet; ``datasets`` 4.x). Tasks absent here have none: CCGbank is LDC-licensed.
 # SocialIQA's and Cosmos QA's main branches still hold loading scripts: read the hub's Parquet export.
@@ -22,8 +23,8 @@ HUB = {
                                columns=NLI_COLUMNS) for r in (1, 2, 3)},
     "qqp": HubSource("nyu-mll/glue", "qqp", columns={"text_a": "question1", "text_b": "question2"},
                      values={"label": {"not_duplicate": "0", "duplicate": "1"}}),
-    "squad": HubSource("rajpurkar/squad"),
-    "squad_v2": HubSource("rajpurkar/squad_v2"),
+    "squad": HubSource("rajpurkar/squad", splits=TRAIN_DEV),
+    "squad_v2": HubSource("rajpurkar/squad_v2", splits=TRAIN_DEV),
     "hellaswag": HubSource("Rowan/hellaswag", columns={"context": "{activity_label}: {ctx}", "choices": "endings"},
                            verified=True),
     "cosmosqa": HubSource("allenai/cosmos_qa", columns={"choices": ("answer0", "answer1", "answer2", "answer3")},
@@ -31,7 +32,7 @@ HUB = {
     "commonsenseqa": HubSource("tau/commonsense_qa", columns={"choices": "choices.text",
                                                               "label": "answerKey"},
                                values={"label": {k: i for i, k in enumerate("ABCDE")}}),
-    "siqa": HubSource("allenai/social_i_qa", columns={"choices": ("answerA", "answerB", "answerC")},
+    "siqa": HubSource("allenai/social_i_qa", splits=TRAIN_DEV, columns={"choices": ("answerA", "answerB", "answerC")},
                       values={"label": {"1": 0, "2": 1, "3": 2}}, revision=PARQUET_EXPORT),
 }
 
