@@ -124,3 +124,29 @@ def test_early_stopping_stops_when_dev_stops_improving(tmp_path, tiny_model, toy
     result = pipeline.run(cfg, log=lambda m: None)
     steps = result.phases[0].summary["steps"]
     assert steps == 15  # eval at 5 sets the best; 10 and 15 do not improve with lr ~ 0
+
+
+def test_three_seed_run_keeps_every_seed_in_the_store_and_report(tmp_path, tiny_model, toy_data):
+    """target.seeds: [0, 1, 2] in one run: the store keeps 3 seeds' rows and the report's interval uses all 3."""
+    import numpy as np
+
+    from xstilts import report
+    from xstilts.store import Store
+
+    cfg = toy_config(tmp_path, tiny_model, toy_data, intermediate={"tasks": []},
+                     target={"seeds": [0, 1, 2], "train": {"max_steps": 2, "eval_every": 2}},
+                     eval={"languages": ["en", "de"]})
+    result = pipeline.run(cfg, log=lambda m: None)
+    store = Store(tmp_path / "results.sqlite")
+    pipeline.record(store, "multi", cfg, result)
+    mf = store.metrics_frame()
+    test = mf[(mf.split == "test") & (mf.metric == "accuracy")]
+    assert sorted(test["seed"]) == [0, 0, 1, 1, 2, 2]
+    want = {(r["seed"], r["lang"]): r["value"] for r in result.rows if r["split"] == "test"}
+    assert {(int(r.seed), r.lang): r.value for r in test.itertuples()} == want
+    ex = store.example_scores(task="toy_topic", split="test")
+    assert sorted(ex["seed"]) == [0, 0, 1, 1, 2, 2]
+    cell = report.summarize(store)["table"][0]
+    per_seed = [np.mean([want[(s, "en")], want[(s, "de")]]) for s in (0, 1, 2)]
+    assert cell["n_seeds"] == 3 and cell["seeds"] == [0, 1, 2]
+    assert cell["mean"] == np.mean(per_seed) and cell["std"] == np.std(per_seed, ddof=1)

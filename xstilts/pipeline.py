@@ -47,6 +47,8 @@ class PhaseRecord:
     status: str  # "trained", "reused"
     seconds: float = 0.0
     summary: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)  # the resolved config the phase key hashes (its config.json)
+    seed: int | None = None  # the target seed of a target or eval phase
 
 
 @dataclass
@@ -148,6 +150,7 @@ class Pipeline:
     def _phase(self, kind: str, config: dict, input_key: str, body, all_ranks: bool = True) -> PhaseRecord:
         """Run ``body`` unless the phase is done. ``all_ranks=False``: under a launcher rank 0 runs it alone."""
         key = phase_key(kind, config, input_key)
+        resolved = {"kind": kind, "config": config, "input": input_key}
         path = self.workdir / "phases" / f"{kind}-{key}"
         done = path / "done.json"
         main = distributed.is_main()
@@ -162,7 +165,7 @@ class Pipeline:
         else:
             if main:
                 path.mkdir(parents=True, exist_ok=True)
-                write_json_atomic(path / "config.json", {"kind": kind, "config": config, "input": input_key})
+                write_json_atomic(path / "config.json", resolved)
             self.log(f"[{kind}] running -> {path}")
             t0 = time.perf_counter()
             if all_ranks:
@@ -177,6 +180,7 @@ class Pipeline:
             if not main:
                 summary = json.loads(done.read_text())
             rec = PhaseRecord(kind, key, path, "trained", summary["seconds"], summary)
+        rec.config = json.loads(json.dumps(resolved, default=str))  # as config.json holds it
         self.phases.append(rec)
         return rec
 
@@ -274,7 +278,9 @@ class Pipeline:
             task.dev = own_dev or task.dev
             return self._train_phase(path, prev, [task], tcfg, seed)
 
-        return self._phase("target", config, prev.key if prev else self.cfg.model, body)
+        rec = self._phase("target", config, prev.key if prev else self.cfg.model, body)
+        rec.seed = seed
+        return rec
 
     def _english_dev(self, spec: TaskSpec) -> EvalSet | None:
         """The target's English dev set, or its training task's (XCOPA -> COPA val)."""
@@ -300,7 +306,8 @@ class Pipeline:
             self.log(f"[eval] {spec.name}: no {split} file for {', '.join(missing)}; evaluating {len(present)} languages")
         return present
 
-    def eval_phase(self, target: str, prev: PhaseRecord, seed: int) -> PhaseRecord:
+    def eval_phase(self, target: str, prev: PhaseRecord, seed: int | None) -> PhaseRecord:
+        """Zero-shot evaluation of ``prev``; ``seed`` is the target seed it belongs to (None: seedless)."""
         spec = get(target)
         ev = self.cfg.eval
         split = ev.split or spec.eval_split
@@ -350,7 +357,9 @@ class Pipeline:
                           "n": len(dev.examples)} for m, v in scores.items()]
             return {"rows": rows, "task": target, "split": split, "example_scores": per_example}
 
-        return self._phase("eval", config, prev.key if prev else self.cfg.model, body, all_ranks=False)
+        rec = self._phase("eval", config, prev.key if prev else self.cfg.model, body, all_ranks=False)
+        rec.seed = seed
+        return rec
 
     def _retrieval_scores(self, spec, encoder, split, lang, per_example=None):
         ev, tcfg = self.cfg.eval, self.cfg.target.train
@@ -382,7 +391,7 @@ class Pipeline:
         for target in cfg.target.tasks:
             spec = get(target)
             if spec.family == "retrieval":  # scored straight on the phase-2 encoder
-                rec = self.eval_phase(target, prev, seed=0)
+                rec = self.eval_phase(target, prev, seed=None)
                 rows += [{**r, "seed": None} for r in rec.summary.get("rows", [])]
                 continue
             for seed in cfg.target.seeds:
@@ -417,7 +426,7 @@ def setting_label(cfg: RunConfig) -> str:
 def record(store, run_id: str, cfg: RunConfig, result: RunResult, *, setting: str | None = None,
            target: str | None = None, seed: int | None = None) -> None:
     """Write a finished run (config, phases with timings, metric rows, environment) into the results store."""
-    from .store import environment_info
+    from .store import NO_SEED, environment_info
 
     if not distributed.is_main():
         return  # under a launcher rank 0 records the run once
@@ -427,13 +436,15 @@ def record(store, run_id: str, cfg: RunConfig, result: RunResult, *, setting: st
                   seed=seed if seed is not None else (cfg.target.seeds[0] if len(cfg.target.seeds) == 1 else None))
     for p in result.phases:
         t = p.summary.get("timings", {})
-        store.add_phase(run_id, p.key, p.kind, status=p.status, config=p.summary.get("config", {}),
+        store.add_phase(run_id, p.key, p.kind, status=p.status, config=p.config, seed=p.seed,
                         wall_s=p.summary.get("seconds"), s_per_epoch=t.get("s_per_epoch"),
                         examples_per_s=t.get("examples_per_s"), tokens_per_s=t.get("tokens_per_s"),
                         peak_mem_mb=t.get("peak_mem_mb"), path=str(p.path))
         if p.kind == "eval":
-            store.add_metrics(run_id, p.key, p.summary.get("rows", []))
+            seed = NO_SEED if p.seed is None else p.seed  # each seed's eval phase keeps its own rows
+            store.add_metrics(run_id, p.key, p.summary.get("rows", []), seed=seed)
             task, split = p.summary.get("task"), p.summary.get("split")
             for lang, scores in p.summary.get("example_scores", {}).items():
-                store.add_example_scores(run_id, task, lang, split, "accuracy", np.asarray(scores, dtype=np.float32))
+                store.add_example_scores(run_id, task, lang, split, "accuracy", np.asarray(scores, dtype=np.float32),
+                                         seed=seed, phase_key=p.key)
     store.add_environment(run_id, environment_info())

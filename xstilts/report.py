@@ -38,11 +38,11 @@ import numpy as np
 import pandas as pd
 
 from .metrics import xtreme_score
+from .store import NO_SEED  # seed of seedless runs (retrieval scored on the encoder) inside frames
 
 PRIMARY_METRIC_ORDER = ("f1", "accuracy", "map@20", "map_at_20", "map", "exact_match", "em")
 QA_TASKS = ("xquad", "mlqa", "tydiqa", "tydiqa-goldp", "squad", "squad_v2")
 BENCHMARKS = ("xtreme", "xtreme-r")
-NO_SEED = -1  # seed of seedless runs (retrieval scored on the encoder) inside frames
 
 
 def format_rows(rows: list[dict]) -> str:
