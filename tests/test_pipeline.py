@@ -150,3 +150,32 @@ def test_three_seed_run_keeps_every_seed_in_the_store_and_report(tmp_path, tiny_
     per_seed = [np.mean([want[(s, "en")], want[(s, "de")]]) for s in (0, 1, 2)]
     assert cell["n_seeds"] == 3 and cell["seeds"] == [0, 1, 2]
     assert cell["mean"] == np.mean(per_seed) and cell["std"] == np.std(per_seed, ddof=1)
+
+
+def test_export_predictions_from_a_recorded_run(tmp_path, tiny_model, toy_data):
+    """The store records each phase's resolved config: export names files by the eval split and seed it ran."""
+    from xstilts.report import export_predictions
+    from xstilts.store import Store
+
+    cfg = toy_config(tmp_path, tiny_model, toy_data, intermediate={"tasks": []},
+                     target={"seeds": [0, 1], "train": {"max_steps": 2, "eval_every": 2}},
+                     eval={"split": "dev", "languages": ["en", "de"]})
+    result = pipeline.run(cfg, log=lambda m: None)
+    store = Store(tmp_path / "results.sqlite")
+    pipeline.record(store, "r", cfg, result, setting="none")
+    stored = store.query("SELECT phase_key, seed, config FROM phases WHERE kind = 'eval' ORDER BY seed")
+    evals = [p for p in result.phases if p.kind == "eval"]
+    for row, phase in zip(stored.itertuples(), evals):
+        assert json.loads(row.config) == json.loads((phase.path / "config.json").read_text())
+        assert row.seed == phase.seed
+    assert stored["seed"].tolist() == [0, 1]
+    written = export_predictions(store, tmp_path / "sub", setting="none", seed=1)
+    assert sorted((w["task"], w["lang"], w["family"]) for w in written) == [
+        ("toy_topic", "de", "classification"), ("toy_topic", "en", "classification")]
+    for lang in ("en", "de"):
+        out = tmp_path / "sub" / "toy_topic" / f"dev-{lang}.tsv"  # the split it was evaluated on, not "test"
+        preds = json.loads((evals[1].path / "predictions" / f"{lang}.json").read_text())
+        assert out.read_text().splitlines() == preds
+        gold = [json.loads(x)["label"] for x in (toy_data / "topic" / f"dev-{lang}.jsonl").read_text().splitlines()]
+        acc = [r["value"] for r in result.rows if r["seed"] == 1 and r["lang"] == lang and r["split"] == "dev"]
+        assert acc == [sum(p == g for p, g in zip(preds, gold)) / len(gold)]

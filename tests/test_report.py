@@ -242,13 +242,17 @@ def test_export_predictions(tmp_path):
     store = Store(tmp_path / "results.sqlite")
     preds = {"xnli": ["entailment", "neutral"], "udpos": [["NOUN", "VERB"], ["DET"]],
              "xquad": {"q1": "Paris", "q2": ""}}
+    family = {"xnli": "classification", "udpos": "tagging", "xquad": "span_qa"}
     for task, p in preds.items():
         store.add_run(f"r-{task}", config={}, config_hash="h", model="m", setting="siqa", target=task, seed=0)
         phase = tmp_path / "phases" / f"eval-{task}"
         (phase / "predictions").mkdir(parents=True)
         (phase / "predictions" / "de.json").write_text(json.dumps(p))
-        store.add_phase(f"r-{task}", f"eval-{task}", "eval", status="trained", path=phase,
-                        config={"target": task, "split": "test", "languages": ["de"]})
+        # the shape pipeline.record stores: the phase's config.json ({"kind", "config", "input"})
+        store.add_phase(f"r-{task}", f"eval-{task}", "eval", status="trained", path=phase, seed=0,
+                        config={"kind": "eval", "input": "target-0",
+                                "config": {"target": task, "family": family[task], "split": "test",
+                                           "languages": ["de"]}})
     written = export_predictions(store, tmp_path / "sub", setting="siqa", seed=0)
     assert len(written) == 3
     sub = tmp_path / "sub"
@@ -257,6 +261,16 @@ def test_export_predictions(tmp_path):
     assert json.loads((sub / "xquad" / "test-de.json").read_text()) == {"q1": "Paris", "q2": ""}
     nested = export_predictions(store, tmp_path / "all")
     assert (tmp_path / "all" / "siqa" / "seed0" / "xnli" / "test-de.tsv").exists() and len(nested) == 3
+
+
+def test_export_predictions_without_an_eval_config_is_a_located_error(tmp_path):
+    from xstilts.errors import ConfigError
+
+    phase = tmp_path / "eval-x"
+    (phase / "predictions").mkdir(parents=True)
+    (phase / "predictions" / "de.json").write_text(json.dumps(["a"]))
+    with pytest.raises(ConfigError, match=r"eval-x: no eval config names its family, split, target"):
+        export_predictions([phase], tmp_path / "out")
 
 
 # --------------------------------------------------------------------------- the page in a browser

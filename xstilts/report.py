@@ -41,7 +41,6 @@ from .metrics import xtreme_score
 from .store import NO_SEED  # seed of seedless runs (retrieval scored on the encoder) inside frames
 
 PRIMARY_METRIC_ORDER = ("f1", "accuracy", "map@20", "map_at_20", "map", "exact_match", "em")
-QA_TASKS = ("xquad", "mlqa", "tydiqa", "tydiqa-goldp", "squad", "squad_v2")
 BENCHMARKS = ("xtreme", "xtreme-r")
 
 
@@ -851,23 +850,27 @@ def _render_html(title, summary, sections, plots, studies=()) -> str:
 # --------------------------------------------------------------------------- predictions
 
 
-def _family(task: str, preds, phase_config: dict) -> str:
-    if phase_config.get("family"):
-        return phase_config["family"]
-    if isinstance(preds, dict):
-        return "span_qa"
-    if preds and isinstance(preds[0], list):
-        return "tagging"
-    try:
-        from .tasks import get
+def _eval_config(stored: dict | None, phase_dir: Path) -> dict:
+    """The eval phase's resolved config: as the store recorded it, else the phase folder's ``config.json``.
 
-        return get(task).family
-    except Exception:
-        pass
-    return "span_qa" if task.lower().replace("_", "-") in QA_TASKS else "classification"
+    Both hold ``{"kind", "config", "input"}`` as the pipeline writes them; the eval config
+    names the target, its family and the evaluated split. Neither: a :class:`ConfigError`.
+    """
+    from .errors import ConfigError
+
+    cfg = (stored or {}).get("config") or {}
+    file = phase_dir / "config.json"
+    if not {"target", "family", "split"} <= set(cfg) and file.is_file():
+        cfg = json.loads(file.read_text(encoding="utf-8")).get("config") or {}
+    missing = sorted({"target", "family", "split"} - set(cfg))
+    if missing:
+        raise ConfigError(f"{phase_dir}: no eval config names its {', '.join(missing)} (neither the results store "
+                          f"nor {file.name}); not an eval phase written by xstilts")
+    return cfg
 
 
-def _write_predictions(task: str, split: str, phase_dir: Path, dest: Path, phase_config: dict) -> list[dict]:
+def _write_predictions(phase_dir: Path, dest: Path, cfg: dict) -> list[dict]:
+    task, split, family = cfg["target"], cfg["split"], cfg["family"]
     written = []
     pred_dir = phase_dir / "predictions"
     for f in sorted(pred_dir.glob("*.json")) if pred_dir.is_dir() else []:
@@ -875,7 +878,6 @@ def _write_predictions(task: str, split: str, phase_dir: Path, dest: Path, phase
             continue
         lang = f.stem
         preds = json.loads(f.read_text(encoding="utf-8"))
-        family = _family(task, preds, phase_config)
         (dest / task).mkdir(parents=True, exist_ok=True)
         warning = None
         if family == "span_qa":
@@ -929,9 +931,9 @@ def export_predictions(source, out_dir: str | os.PathLike, *, setting: str | Non
     if hasattr(source, "metrics_frame") or (isinstance(source, (str, os.PathLike)) and Path(source).is_file()):
         store = _open_store(source)
         ph = store.query(
-            """SELECT p.run_id, p.phase_key, p.config, p.path, r.setting, r.seed, r.target FROM phases p
-               JOIN runs r ON r.run_id = p.run_id WHERE p.kind = 'eval' AND p.path IS NOT NULL
-               ORDER BY r.setting, r.seed, r.target""")
+            """SELECT p.run_id, p.phase_key, p.config, p.path, r.setting, COALESCE(p.seed, r.seed) AS seed
+               FROM phases p JOIN runs r ON r.run_id = p.run_id WHERE p.kind = 'eval' AND p.path IS NOT NULL
+               ORDER BY r.setting, seed, p.phase_key""")
         flat = setting is not None and seed is not None
         for r in ph.itertuples(index=False):
             if setting is not None and r.setting != setting:
@@ -939,17 +941,10 @@ def export_predictions(source, out_dir: str | os.PathLike, *, setting: str | Non
             run_seed = None if _isna(r.seed) else int(r.seed)
             if seed is not None and run_seed != seed:
                 continue
-            cfg = json.loads(r.config) if r.config else {}
-            cfg = cfg.get("config", cfg)
-            task = cfg.get("target") or r.target
+            cfg = _eval_config(json.loads(r.config) if r.config else None, Path(r.path))
             dest = out_dir if flat else out_dir / _safe(r.setting) / f"seed{run_seed if run_seed is not None else 'none'}"
-            written += _write_predictions(task, cfg.get("split", "test"), Path(r.path), dest, cfg)
+            written += _write_predictions(Path(r.path), dest, cfg)
     else:
         for folder in source:
-            folder = Path(folder)
-            cfg_file = folder / "config.json"
-            cfg = json.loads(cfg_file.read_text(encoding="utf-8")) if cfg_file.exists() else {}
-            cfg = cfg.get("config", cfg)
-            task = cfg.get("target") or folder.name
-            written += _write_predictions(task, cfg.get("split", "test"), folder, out_dir, cfg)
+            written += _write_predictions(Path(folder), out_dir, _eval_config(None, Path(folder)))
     return written
