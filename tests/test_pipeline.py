@@ -179,3 +179,21 @@ def test_export_predictions_from_a_recorded_run(tmp_path, tiny_model, toy_data):
         gold = [json.loads(x)["label"] for x in (toy_data / "topic" / f"dev-{lang}.jsonl").read_text().splitlines()]
         acc = [r["value"] for r in result.rows if r["seed"] == 1 and r["lang"] == lang and r["split"] == "dev"]
         assert acc == [sum(p == g for p, g in zip(preds, gold)) / len(gold)]
+
+
+def test_each_seed_trains_on_its_own_subset_when_fraction_below_one(tmp_path, tiny_model, toy_data):
+    """train.fraction < 1: the subset seed is part of the featurization cache key (seed 1 never reuses seed 0's)."""
+    from xstilts.data import featurized, load_examples
+    from xstilts.tasks import get
+
+    cfg = toy_config(tmp_path, tiny_model, toy_data, intermediate={"tasks": []}, target={"train": {"fraction": 0.5}})
+    pipe = pipeline.Pipeline(cfg, log=lambda m: None)
+    spec, tcfg = get("toy_topic"), cfg.target.train
+    examples = load_examples(spec, "train", "en", toy_data)
+    for seed in (0, 1):  # the first call fills the cache the second would have hit under the old key
+        rows = pipe._train_task(spec, tcfg, seed).rows
+        subset = pipeline._subset(examples, 0.5, seed)
+        want = featurized(spec, subset, pipe.tokenizer, max_length=tcfg.max_length, cache_dir=tmp_path / f"fresh{seed}",
+                          source_key="fresh")
+        assert len(rows) == 32 and rows["input_ids"] == want["input_ids"]
+    assert pipeline._subset(examples, 0.5, 0) != pipeline._subset(examples, 0.5, 1)

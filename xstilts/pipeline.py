@@ -107,11 +107,18 @@ class Pipeline:
 
     # ------------------------------------------------------------ data
 
-    def _features(self, spec: TaskSpec, examples, split, lang, train_cfg: TrainConfig, label_spec=None):
-        """Featurize through ``label_spec``'s family and labels (the target when training on another task's data)."""
+    def _features(self, spec: TaskSpec, examples, split, lang, train_cfg: TrainConfig, label_spec=None,
+                  subset_seed: int | None = None):
+        """Featurize through ``label_spec``'s family and labels (the target when training on another task's data).
+
+        ``subset_seed``: the seed that drew ``examples`` as a ``train.fraction < 1`` subset; part of the
+        cache key, so each seed's subset is featurized (and trained on) as drawn.
+        """
         label_spec = label_spec or spec
         source = [spec.name, split, lang, str(task_file(spec, split, lang, self.cfg.data_dir)), len(examples),
                   train_cfg.limit, train_cfg.fraction]
+        if train_cfg.fraction < 1:
+            source.append(subset_seed)
         return featurized(label_spec, examples, self.tokenizer, max_length=train_cfg.max_length, cache_dir=self.cache,
                           source_key=json.dumps(source), stride=train_cfg.doc_stride)
 
@@ -137,7 +144,8 @@ class Pipeline:
             # e.g. CCG supertags: the label set is whatever the training data uses
             found = {t for e in examples for t in (e["tags"] if "tags" in e else [e["label"]])}
             label_spec = dataclasses.replace(label_spec, labels=tuple(sorted(found)))
-        rows = self._features(spec, examples, split, "+".join(languages or [spec.train_lang]), train_cfg, label_spec)
+        rows = self._features(spec, examples, split, "+".join(languages or [spec.train_lang]), train_cfg, label_spec,
+                              subset_seed=seed)
         dev = self._dev(spec, train_cfg, label_spec) if spec.dev_split != split else None
         return TrainTask(label_spec, rows, dev)
 
