@@ -62,6 +62,13 @@ def phase_key(kind: str, config: dict, input_key: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def run_id_for(cfg: RunConfig) -> str:
+    """The id of a run: a hash of its resolved config, so ``xstilts run`` and a grid cell of the same config
+    are the same run (recorded once, its rows replaced on a rerun). Also the run's ``config_hash``."""
+    blob = json.dumps(cfg.model_dump(), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def register_config_tasks(cfg: RunConfig) -> None:
     for t in cfg.tasks:
         spec = TaskSpec(**{**t.model_dump(), "languages": tuple(t.languages), "labels": tuple(t.labels),
@@ -439,7 +446,7 @@ def record(store, run_id: str, cfg: RunConfig, result: RunResult, *, setting: st
     if not distributed.is_main():
         return  # under a launcher rank 0 records the run once
     config = cfg.model_dump()
-    store.add_run(run_id, config=config, config_hash=phase_key("run", config, ""), model=cfg.model,
+    store.add_run(run_id, config=config, config_hash=run_id_for(cfg), model=cfg.model,
                   setting=setting or setting_label(cfg), target=target or ",".join(cfg.target.tasks),
                   seed=seed if seed is not None else (cfg.target.seeds[0] if len(cfg.target.seeds) == 1 else None))
     for p in result.phases:
