@@ -30,7 +30,7 @@ from accelerate.utils import set_seed
 from . import __version__, _quiet_libraries, checkpoint, distributed
 from .checkpoint import write_json_atomic
 from .config import RunConfig, TrainConfig
-from .data import featurized, load_examples, task_file
+from .data import featurized, load_examples, task_file, truncation_summary
 from .errors import ConfigError, DataError
 from .evaluate import EvalSet, embed, evaluate
 from .families import retrieval
@@ -231,9 +231,20 @@ class Pipeline:
         summary = {"steps": result.steps, "best_dev": result.best_score, "drawn": result.drawn,
                    "timings": result.timings, "history": result.history,
                    "train_examples": {t.spec.name: len(t.rows) for t in tasks}}
+        truncated = {t.spec.name: self._truncated(t.rows, t.spec.name) for t in tasks}
+        if any(truncated.values()):
+            summary["truncated"] = {k: v for k, v in truncated.items() if v}
         if result.per_rank:
             summary["per_rank"] = result.per_rank
         return summary
+
+    def _truncated(self, rows, what: str) -> dict | None:
+        """:func:`truncation_summary` of ``rows``, logged when anything was cut."""
+        t = truncation_summary(rows)
+        if t and t["examples_truncated"]:
+            self.log(f"  {what}: truncated {t['examples_truncated']} of {t['examples']} examples to max_length "
+                     f"({t['context']} contexts, {t['choice']} choices cut)")
+        return t
 
     def mlm_phase(self, prev: PhaseRecord | None) -> PhaseRecord:
         mlm = self.cfg.mlm
@@ -341,7 +352,7 @@ class Pipeline:
                 model.add_task(spec)
                 model.load_heads(prev.path)
                 model.to(device)
-            rows, per_example = [], {}
+            rows, per_example, truncated = [], {}, {}
             (path / "predictions").mkdir(exist_ok=True)
             for lang in langs:
                 if spec.family == "retrieval":
@@ -352,6 +363,8 @@ class Pipeline:
                 else:
                     examples = self._load(spec, split, lang, ev.limit)
                     feats = self._features(spec, examples, split, lang, self.cfg.target.train)
+                    if (t := self._truncated(feats, f"{target} {lang}")) is not None:
+                        truncated[lang] = t
                     scores, preds = evaluate(model, EvalSet(spec, lang, examples, feats, split), self.tokenizer,
                                              ev.batch_size)
                     if spec.family == "span_qa":  # the XTREME submission layout keys answers by question id
@@ -370,7 +383,8 @@ class Pipeline:
                 scores, _ = evaluate(model, dev, self.tokenizer, ev.batch_size)
                 rows += [{"task": target, "lang": dev.lang, "split": "dev", "metric": m, "value": float(v),
                           "n": len(dev.examples)} for m, v in scores.items()]
-            return {"rows": rows, "task": target, "split": split, "example_scores": per_example}
+            out = {"rows": rows, "task": target, "split": split, "example_scores": per_example}
+            return {**out, "truncated": truncated} if truncated else out
 
         rec = self._phase("eval", config, prev.key if prev else self.cfg.model, body, all_ranks=False)
         rec.seed = seed
