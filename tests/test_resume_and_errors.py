@@ -233,3 +233,12 @@ def test_single_process_checkpoint_saves_and_restores_every_gpu_rng_state(tmp_pa
     one.install(monkeypatch)
     checkpoint.load(tmp_path / "ck", model)
     assert one.states[0].tolist() == saved[0].tolist()
+
+
+def test_a_metric_the_family_cannot_compute_is_a_config_error(tmp_path, tiny_model, toy_data, capsys):
+    bad = [TOY_TASKS[0], {**TOY_TASKS[1], "metrics": ["f1"]}]  # a classification task scores accuracy only
+    cfg = write_config(tmp_path / "c.yaml", tiny_model, toy_data, tmp_path / "w", steps=2, tasks=bad)
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "task 'toy_topic': metric 'f1' in metrics; the classification family computes accuracy" in err
+    assert "Traceback" not in err

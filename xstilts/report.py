@@ -10,8 +10,9 @@ google-research/xtreme submission layout.
 How the numbers are aggregated (also written into every report):
 
 * Primary metric per target: ``primary_metrics[target]`` if given, else the
-  first of :data:`PRIMARY_METRIC_ORDER` the target has in the store (F1 for
-  tagging and QA, accuracy for classification, as XTREME).
+  task's own :attr:`xstilts.tasks.TaskSpec.primary_metric` (the first of its
+  ``metrics``; a task defined in a run's config: as that config defines it),
+  the same number model selection and studies read.
 * Evaluation split per target: ``eval_split`` if given, else ``test`` when
   present, else the most common non-``dev`` split, else ``dev``.
 * Score of one (setting, target, seed): the unweighted mean of the primary
@@ -40,7 +41,6 @@ import pandas as pd
 from .metrics import xtreme_score
 from .store import NO_SEED  # seed of seedless runs (retrieval scored on the encoder) inside frames
 
-PRIMARY_METRIC_ORDER = ("f1", "accuracy", "map@20", "map_at_20", "map", "exact_match", "em")
 BENCHMARKS = ("xtreme", "xtreme-r")
 
 
@@ -167,14 +167,24 @@ def _open_store(store):
     return store if hasattr(store, "metrics_frame") else Store(store)
 
 
-def _primary_metric(target: str, metrics: Iterable[str], explicit: Mapping[str, str] | None) -> str:
-    metrics = sorted(set(metrics))
+def _primary_metric(store, target: str, explicit: Mapping[str, str] | None) -> str:
+    """``explicit[target]``, else the task's primary metric: the registered task's, else as a stored run's
+    config defines the task (``tasks:``); neither is a :class:`ConfigError`."""
+    from .errors import ConfigError
+    from .tasks import get
+
     if explicit and target in explicit:
         return explicit[target]
-    for m in PRIMARY_METRIC_ORDER:
-        if m in metrics:
-            return m
-    return metrics[0]
+    try:
+        return get(target).primary_metric
+    except ConfigError:
+        pass
+    for cfg in store.query("SELECT config FROM runs WHERE config IS NOT NULL")["config"]:
+        for t in json.loads(cfg).get("tasks") or []:
+            if t.get("name") == target and t.get("metrics"):
+                return t["metrics"][0]
+    raise ConfigError(f"target {target!r}: not a registered task and no run in the store defines it; "
+                      f"name its metric with primary_metrics={{{target!r}: ...}}")
 
 
 def _eval_split(splits: Iterable[str], explicit: str | None) -> str:
@@ -266,7 +276,9 @@ def summarize(store, *, baseline: str = "none", selection: str = "en-dev",
     test_means: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)  # setting -> target -> lang -> mean
     for target in targets:
         t_rows = mf[mf["task"] == target]
-        metric = _primary_metric(target, t_rows["metric"], primary_metrics)
+        metric = _primary_metric(store, target, primary_metrics)
+        if metric not in set(t_rows["metric"]):
+            notes.append(f"{target}: no '{metric}' rows (its primary metric) in the store; not reported")
         split = _eval_split(t_rows["split"], eval_split)
         rows = t_rows[(t_rows["metric"] == metric) & (t_rows["split"] == split)]
         langs = _lang_order(rows["lang"].unique())
@@ -427,7 +439,7 @@ def _method_text(baseline, selection, n_resamples, seed, alpha, ddof) -> list[st
            "the intermediate setting with the best target-language dev score (split 'dev', unweighted mean "
            "over the non-English dev languages, then over seeds)")
     return [
-        "Scores are the target's primary metric (F1 where reported, else accuracy, unless set) on its evaluation "
+        "Scores are the target's primary metric (the first metric of its task definition, unless set) on its evaluation "
         "split, shown x100.",
         "A run's score is the UNWEIGHTED mean over the target's evaluation languages (XTREME-style: every "
         "language counts the same regardless of its test-set size).",
