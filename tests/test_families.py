@@ -8,7 +8,7 @@ import torch
 
 from xstilts.data import TokenIds, length_grouped_batches, mixture_probabilities
 from xstilts.errors import ConfigError
-from xstilts.families import multiple_choice, span_qa, tagging
+from xstilts.families import get_family, multiple_choice, span_qa, tagging
 from xstilts.tasks import TaskSpec, get, register
 
 
@@ -267,3 +267,42 @@ def test_featurized_in_shards_gives_the_rows_of_one_chunk(tok, tmp_path, monkeyp
     monkeypatch.setattr(data, "CHUNK", 3)  # shards of 3, 3 and 1 examples
     sharded = data.featurized(spec, examples, tok, cache_dir=tmp_path / "sharded", **kw)
     assert len(whole) > len(examples) and sharded.to_dict() == whole.to_dict()
+
+
+@pytest.mark.parametrize("spec, metrics", [
+    (TaskSpec(name="m_cls", family="classification", labels=("a", "b")), ("f1",)),
+    (TaskSpec(name="m_pos", family="tagging", labels=("X",)), ("precision",)),  # POS: accuracy and F1 only
+    (TaskSpec(name="m_qa", family="span_qa"), ("exact",)),  # SQuAD v2's name on a v1 task
+    (TaskSpec(name="m_ret", family="retrieval", options={"kind": "lareqa"}), ("accuracy",)),
+    (TaskSpec(name="m_none", family="classification", labels=("a",)), ()),
+])
+def test_registering_a_metric_the_family_does_not_compute_fails(spec, metrics):
+    import dataclasses
+
+    with pytest.raises(ConfigError, match=f"task '{spec.name}': .*the {spec.family} family computes"):
+        register(dataclasses.replace(spec, metrics=metrics))
+    with pytest.raises(ConfigError, match="unknown task"):
+        get(spec.name)  # nothing was registered
+
+
+def test_metric_names_are_the_keys_each_family_scores():
+    """What ``metric_names`` declares is what ``score`` returns (span QA v1 / v2 / MLQA, POS / NER, choice)."""
+    from xstilts.families import classification
+
+    qa = [{"id": "q1", "answers": {"text": ["a cat"]}}, {"id": "q2", "answers": {"text": ["the dog"]}}]
+    cases = [
+        (classification, TaskSpec(name="c", family="classification"), ["x"], [{"label": "x"}]),
+        (multiple_choice, TaskSpec(name="mc", family="multiple_choice"), [1], [{"label": 1}]),
+        (span_qa, TaskSpec(name="qa1", family="span_qa"), ["a cat", ""], qa),
+        (span_qa, TaskSpec(name="qa2", family="span_qa", options={"version_2": True}), ["a cat", ""], qa),
+        (span_qa, TaskSpec(name="qa3", family="span_qa", options={"mlqa_normalisation": True}), ["a cat", ""], qa),
+        (tagging, TaskSpec(name="pos", family="tagging"), [["NOUN"]], [{"tags": ["NOUN"]}]),
+        (tagging, TaskSpec(name="ner", family="tagging", options={"scheme": "iob2"}), [["B-PER"]],
+         [{"tags": ["B-PER"]}]),
+    ]
+    for fam, spec, preds, examples in cases:
+        assert set(fam.score(preds, examples, spec, "en")) == set(fam.metric_names(spec)), spec.name
+    for name in ("xnli", "udpos", "panx", "xquad", "mlqa", "tydiqa", "squad_v2", "tatoeba", "bucc2018", "lareqa"):
+        spec = get(name)
+        assert spec.primary_metric == spec.metrics[0]
+        assert set(spec.metrics) <= set(get_family(spec.family).metric_names(spec))

@@ -109,3 +109,21 @@ def test_killed_grid_rerun_completes_without_duplicates(tmp_path, tiny_model, to
     assert main(["report", "--workdir", str(tmp_path / "work")]) == 0
     md = (tmp_path / "work" / "report" / "report.md").read_text()
     assert "| pair |" in md and "n/a (no dev scores)" not in md
+
+
+def test_run_and_grid_give_the_same_config_the_same_run_id(tmp_path, tiny_model, toy_data, capsys):
+    """One cell run by the grid, then the same config by `xstilts run`: one run in the store, not two."""
+    path = grid_file(tmp_path, tiny_model, toy_data, seeds=(0,))
+    g = grid.load(path)
+    g = g.model_copy(update={"settings": g.settings[:1], "targets": ["toy_topic"]})
+    (cell,) = grid.expand(g)
+    assert grid.run_grid(g, log=lambda m: None) == {"done": [cell.run_id], "failed": {}}
+    run_yaml = tmp_path / "run.yaml"
+    run_yaml.write_text(yaml.safe_dump(cell.cfg.model_dump()))
+    assert main(["run", str(run_yaml)]) == 0
+    assert f"run {cell.run_id} recorded" in capsys.readouterr().out
+    con = sqlite3.connect(tmp_path / "work" / "results.sqlite")
+    try:
+        assert con.execute("SELECT run_id, config_hash FROM runs").fetchall() == [(cell.run_id, cell.run_id)]
+    finally:
+        con.close()

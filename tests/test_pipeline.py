@@ -135,3 +135,76 @@ def test_early_stopping_stops_when_dev_stops_improving(tmp_path, tiny_model, toy
     result = pipeline.run(cfg, log=lambda m: None)
     steps = result.phases[0].summary["steps"]
     assert steps == 15  # eval at 5 sets the best; 10 and 15 do not improve with lr ~ 0
+
+
+def test_three_seed_run_keeps_every_seed_in_the_store_and_report(tmp_path, tiny_model, toy_data):
+    """target.seeds: [0, 1, 2] in one run: the store keeps 3 seeds' rows and the report's interval uses all 3."""
+    import numpy as np
+
+    from xstilts import report
+    from xstilts.store import Store
+
+    cfg = toy_config(tmp_path, tiny_model, toy_data, intermediate={"tasks": []},
+                     target={"seeds": [0, 1, 2], "train": {"max_steps": 2, "eval_every": 2}},
+                     eval={"languages": ["en", "de"]})
+    result = pipeline.run(cfg, log=lambda m: None)
+    store = Store(tmp_path / "results.sqlite")
+    pipeline.record(store, "multi", cfg, result)
+    mf = store.metrics_frame()
+    test = mf[(mf.split == "test") & (mf.metric == "accuracy")]
+    assert sorted(test["seed"]) == [0, 0, 1, 1, 2, 2]
+    want = {(r["seed"], r["lang"]): r["value"] for r in result.rows if r["split"] == "test"}
+    assert {(int(r.seed), r.lang): r.value for r in test.itertuples()} == want
+    ex = store.example_scores(task="toy_topic", split="test")
+    assert sorted(ex["seed"]) == [0, 0, 1, 1, 2, 2]
+    cell = report.summarize(store)["table"][0]
+    per_seed = [np.mean([want[(s, "en")], want[(s, "de")]]) for s in (0, 1, 2)]
+    assert cell["n_seeds"] == 3 and cell["seeds"] == [0, 1, 2]
+    assert cell["mean"] == np.mean(per_seed) and cell["std"] == np.std(per_seed, ddof=1)
+
+
+def test_export_predictions_from_a_recorded_run(tmp_path, tiny_model, toy_data):
+    """The store records each phase's resolved config: export names files by the eval split and seed it ran."""
+    from xstilts.report import export_predictions
+    from xstilts.store import Store
+
+    cfg = toy_config(tmp_path, tiny_model, toy_data, intermediate={"tasks": []},
+                     target={"seeds": [0, 1], "train": {"max_steps": 2, "eval_every": 2}},
+                     eval={"split": "dev", "languages": ["en", "de"]})
+    result = pipeline.run(cfg, log=lambda m: None)
+    store = Store(tmp_path / "results.sqlite")
+    pipeline.record(store, "r", cfg, result, setting="none")
+    stored = store.query("SELECT phase_key, seed, config FROM phases WHERE kind = 'eval' ORDER BY seed")
+    evals = [p for p in result.phases if p.kind == "eval"]
+    for row, phase in zip(stored.itertuples(), evals):
+        assert json.loads(row.config) == json.loads((phase.path / "config.json").read_text())
+        assert row.seed == phase.seed
+    assert stored["seed"].tolist() == [0, 1]
+    written = export_predictions(store, tmp_path / "sub", setting="none", seed=1)
+    assert sorted((w["task"], w["lang"], w["family"]) for w in written) == [
+        ("toy_topic", "de", "classification"), ("toy_topic", "en", "classification")]
+    for lang in ("en", "de"):
+        out = tmp_path / "sub" / "toy_topic" / f"dev-{lang}.tsv"  # the split it was evaluated on, not "test"
+        preds = json.loads((evals[1].path / "predictions" / f"{lang}.json").read_text())
+        assert out.read_text().splitlines() == preds
+        gold = [json.loads(x)["label"] for x in (toy_data / "topic" / f"dev-{lang}.jsonl").read_text().splitlines()]
+        acc = [r["value"] for r in result.rows if r["seed"] == 1 and r["lang"] == lang and r["split"] == "dev"]
+        assert acc == [sum(p == g for p, g in zip(preds, gold)) / len(gold)]
+
+
+def test_each_seed_trains_on_its_own_subset_when_fraction_below_one(tmp_path, tiny_model, toy_data):
+    """train.fraction < 1: the subset seed is part of the featurization cache key (seed 1 never reuses seed 0's)."""
+    from xstilts.data import featurized, load_examples
+    from xstilts.tasks import get
+
+    cfg = toy_config(tmp_path, tiny_model, toy_data, intermediate={"tasks": []}, target={"train": {"fraction": 0.5}})
+    pipe = pipeline.Pipeline(cfg, log=lambda m: None)
+    spec, tcfg = get("toy_topic"), cfg.target.train
+    examples = load_examples(spec, "train", "en", toy_data)
+    for seed in (0, 1):  # the first call fills the cache the second would have hit under the old key
+        rows = pipe._train_task(spec, tcfg, seed).rows
+        subset = pipeline._subset(examples, 0.5, seed)
+        want = featurized(spec, subset, pipe.tokenizer, max_length=tcfg.max_length, cache_dir=tmp_path / f"fresh{seed}",
+                          source_key="fresh")
+        assert len(rows) == 32 and rows["input_ids"] == want["input_ids"]
+    assert pipeline._subset(examples, 0.5, 0) != pipeline._subset(examples, 0.5, 1)

@@ -160,3 +160,63 @@ def test_udpos_zero_shot_on_pud_treebanks(tmp_path, real_tiny):
     preds = json.loads((res.phases[-1].path / "predictions" / "hi.json").read_text())
     gold = read_conllu(SHARED_DATA / "ud" / "hi_pud-ud-test.conllu.gz")[:10]
     assert [len(p) for p in preds] == [len(g["tokens"]) for g in gold]
+
+
+def _ids(tok, text: str) -> list[int]:
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
+@pytest.mark.parametrize("task", ["hellaswag", "cosmosqa"])
+def test_multiple_choice_truncates_context_first_then_choice_on_real_rows(task, tiny_model):
+    """Real HellaSwag / Cosmos QA rows at max_length 32: every choice fits; the context is cut before the choice."""
+    from xstilts.data import load_examples
+    from xstilts.families import multiple_choice
+    from xstilts.model import load_tokenizer
+    from xstilts.tasks import get
+
+    spec, tok, max_length = get(task), load_tokenizer(str(tiny_model)), 32
+    examples = load_examples(spec, "dev", "en", SHARED_DATA, limit=40)
+    with pytest.raises(Exception, match="Truncation error"):  # what featurization used to do with these rows
+        tok([e["context"] for e in examples for _ in e["choices"]], [c for e in examples for c in e["choices"]],
+            truncation="only_first", max_length=max_length)
+    out = multiple_choice.featurize(examples, tok, spec, max_length)
+    budget = max_length - tok.num_special_tokens_to_add(pair=True)
+    special = {tok.bos_token_id, tok.eos_token_id, tok.cls_token_id, tok.sep_token_id} - {None}  # not <unk>
+    cut_context = cut_choice = 0
+    for e, choices, n_ctx, n_choice in zip(examples, out["choice_ids"], out["truncated_context"],
+                                           out["truncated_choice"]):
+        ctx = _ids(tok, " ".join(x for x in (e["context"], e.get("question")) if x))
+        assert len(choices) == len(e["choices"])
+        for ids, choice in zip(choices, e["choices"]):
+            c = _ids(tok, choice)
+            assert len(ids) <= max_length
+            assert [t for t in ids if t not in special] == ctx[:max(0, budget - len(c))] + c[:budget]
+        assert n_ctx == sum(len(ctx) + len(_ids(tok, c)) > budget for c in e["choices"])
+        assert n_choice == sum(len(_ids(tok, c)) > budget for c in e["choices"])
+        cut_context, cut_choice = cut_context + n_ctx, cut_choice + n_choice
+    assert cut_context > 0 and cut_choice > 0  # both kinds of cut happen on these rows
+
+
+def test_multiple_choice_truncation_is_reported_in_the_phase_summaries(tmp_path, tiny_model):
+    """A run on real Cosmos QA rows at max_length 32 completes and counts what it cut in each phase's summary."""
+    from xstilts import config, pipeline
+    from xstilts.data import featurized, load_examples, truncation_summary
+    from xstilts.model import load_tokenizer
+    from xstilts.tasks import get
+
+    task = {"name": "cosmos_cut", "family": "multiple_choice", "format": "cosmosqa", "languages": ["en"],
+            "files": {"train": "cosmosqa/valid.csv", "test": "cosmosqa/valid.csv"}}
+    train = {"max_steps": 1, "eval_every": 1, "batch_size": 4, "max_length": 32, "limit": 12}
+    cfg = config.validate({"model": str(tiny_model), "data_dir": str(SHARED_DATA), "workdir": str(tmp_path / "w"),
+                           "tasks": [task], "target": {"tasks": ["cosmos_cut"], "seeds": [0], "train": train},
+                           "eval": {"limit": 12}})
+    logs = []
+    result = pipeline.run(cfg, log=logs.append)
+    examples = load_examples(get("cosmos_cut"), "train", "en", SHARED_DATA, limit=12)
+    want = truncation_summary(featurized(get("cosmos_cut"), examples, load_tokenizer(str(tiny_model)),
+                                         max_length=32, cache_dir=tmp_path / "c", source_key="x"))
+    assert want["examples"] == 12 and want["examples_truncated"] > 0 and want["choice"] > 0
+    target, ev = result.phases
+    assert target.summary["truncated"] == {"cosmos_cut": want}
+    assert ev.summary["truncated"] == {"en": want}  # the same 12 rows, evaluated
+    assert any(f"truncated {want['examples_truncated']} of 12 examples" in m for m in logs)

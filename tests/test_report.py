@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import skip_missing
+from xstilts.errors import ConfigError
 from xstilts.metrics import xtreme_score
 from xstilts.report import build_report, export_predictions, format_rows, paired_bootstrap, summarize
 from xstilts.store import Store
@@ -248,13 +249,17 @@ def test_export_predictions(tmp_path):
     store = Store(tmp_path / "results.sqlite")
     preds = {"xnli": ["entailment", "neutral"], "udpos": [["NOUN", "VERB"], ["DET"]],
              "xquad": {"q1": "Paris", "q2": ""}}
+    family = {"xnli": "classification", "udpos": "tagging", "xquad": "span_qa"}
     for task, p in preds.items():
         store.add_run(f"r-{task}", config={}, config_hash="h", model="m", setting="siqa", target=task, seed=0)
         phase = tmp_path / "phases" / f"eval-{task}"
         (phase / "predictions").mkdir(parents=True)
         (phase / "predictions" / "de.json").write_text(json.dumps(p))
-        store.add_phase(f"r-{task}", f"eval-{task}", "eval", status="trained", path=phase,
-                        config={"target": task, "split": "test", "languages": ["de"]})
+        # the shape pipeline.record stores: the phase's config.json ({"kind", "config", "input"})
+        store.add_phase(f"r-{task}", f"eval-{task}", "eval", status="trained", path=phase, seed=0,
+                        config={"kind": "eval", "input": "target-0",
+                                "config": {"target": task, "family": family[task], "split": "test",
+                                           "languages": ["de"]}})
     written = export_predictions(store, tmp_path / "sub", setting="siqa", seed=0)
     assert len(written) == 3
     sub = tmp_path / "sub"
@@ -263,6 +268,14 @@ def test_export_predictions(tmp_path):
     assert json.loads((sub / "xquad" / "test-de.json").read_text()) == {"q1": "Paris", "q2": ""}
     nested = export_predictions(store, tmp_path / "all")
     assert (tmp_path / "all" / "siqa" / "seed0" / "xnli" / "test-de.tsv").exists() and len(nested) == 3
+
+
+def test_export_predictions_without_an_eval_config_is_a_located_error(tmp_path):
+    phase = tmp_path / "eval-x"
+    (phase / "predictions").mkdir(parents=True)
+    (phase / "predictions" / "de.json").write_text(json.dumps(["a"]))
+    with pytest.raises(ConfigError, match=r"eval-x: no eval config names its family, split, target"):
+        export_predictions([phase], tmp_path / "out")
 
 
 # --------------------------------------------------------------------------- the page in a browser
@@ -301,3 +314,26 @@ def test_html_renders_in_headless_chromium(chromium, report, summary, tmp_path):
     assert f"{100 * c['mean']:.2f} ± {100 * c['std']:.2f}" in dom
     assert f"Δ {100 * c['delta_mean']:+.2f}" in dom
     assert "<img" in dom and "data:image/png;base64," in dom
+
+
+def test_report_reads_the_tasks_primary_metric(tmp_path):
+    """The report scores a target by its task's primary metric (the first of its metrics), not by a list of its own:
+    a POS task defined in a run's config with metrics [accuracy, f1] is reported by accuracy."""
+    store = Store(tmp_path / "results.sqlite")
+    task = {"name": "my_pos", "family": "tagging", "languages": ["en", "de"], "labels": ["NOUN", "VERB"],
+            "metrics": ["accuracy", "f1"], "files": {"test": "pos/test-{lang}.tsv"}}
+    for setting, base in (("none", 0.5), ("siqa", 0.6)):
+        store.add_run(setting, config={"tasks": [task]}, config_hash=setting, model="m", setting=setting,
+                      target="my_pos", seed=0)
+        store.add_metrics(setting, "e", [{"task": "my_pos", "lang": lang, "split": "test", "metric": m,
+                                          "value": base + (0.2 if m == "f1" else 0) + i / 100, "n": 10}
+                                         for i, lang in enumerate(("en", "de")) for m in ("accuracy", "f1")])
+    s = summarize(store)
+    assert s["target_info"]["my_pos"]["metric"] == "accuracy"
+    assert _cell(s, "siqa", "my_pos")["mean"] == pytest.approx(0.605, abs=1e-12)
+    assert summarize(store, primary_metrics={"my_pos": "f1"})["target_info"]["my_pos"]["metric"] == "f1"
+    store.add_run("x", config={}, config_hash="x", model="m", setting="none", target="unknown_task", seed=0)
+    store.add_metrics("x", "e", [{"task": "unknown_task", "lang": "en", "split": "test", "metric": "accuracy",
+                                  "value": 0.5, "n": 1}])
+    with pytest.raises(ConfigError, match="target 'unknown_task': not a registered task"):
+        summarize(store)

@@ -170,3 +170,82 @@ def test_lora_checkpoint_holds_only_trainable_weights_and_restores_them(tmp_path
     assert all(torch.equal(p, frozen_before[n]) for n, p in fresh.named_parameters() if not p.requires_grad)
     with pytest.raises(ConfigError, match="same LoRA"):
         checkpoint.load(tmp_path / "ckpt", model(r=2))  # other adapter shapes are refused by name, not by a crash
+
+
+def test_checkpoint_round_trip_restores_cpu_rng_state(tmp_path):
+    """What a resume draws next equals what the killed run would have drawn next (torch, Python, numpy)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from xstilts import checkpoint
+
+    model = torch.nn.Linear(3, 2)
+    torch.manual_seed(11), random.seed(12), np.random.seed(13)
+    torch.rand(5), random.random(), np.random.rand()  # streams somewhere in the middle, as during training
+    checkpoint.save(tmp_path / "ck", model, trainer_state={"step": 7})
+    want = (torch.rand(8), random.random(), np.random.rand(4))
+    torch.rand(100), random.random(), np.random.rand(9)  # the process goes on (or dies and a new one starts)
+    assert checkpoint.load(tmp_path / "ck", model) == {"step": 7}
+    got = (torch.rand(8), random.random(), np.random.rand(4))
+    assert torch.equal(got[0], want[0]) and got[1] == want[1] and np.array_equal(got[2], want[2])
+
+
+class _Gpus:
+    """torch.cuda's RNG functions for ``n`` devices on a machine without one (each state: a uint8 tensor)."""
+
+    def __init__(self, n: int, seed: int):
+        import torch
+
+        g = torch.Generator().manual_seed(seed)
+        self.states = [torch.randint(0, 256, (16,), dtype=torch.uint8, generator=g) for _ in range(n)]
+
+    def install(self, monkeypatch):
+        import torch
+
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: len(self.states))
+        monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [s.clone() for s in self.states])
+
+        def set_all(states):
+            assert len(states) == len(self.states)
+            self.states = [s.clone() for s in states]
+
+        def set_one(state, device):
+            self.states[device] = state.clone()
+
+        monkeypatch.setattr(torch.cuda, "set_rng_state_all", set_all)
+        monkeypatch.setattr(torch.cuda, "set_rng_state", set_one)
+
+
+def test_single_process_checkpoint_saves_and_restores_every_gpu_rng_state(tmp_path, monkeypatch):
+    """One process driving GPUs: each device's generator is saved and restored (not only the CPU's)."""
+    import torch
+
+    from xstilts import checkpoint
+
+    model = torch.nn.Linear(3, 2)
+    gpus = _Gpus(2, seed=0)
+    gpus.install(monkeypatch)
+    saved = [s.clone() for s in gpus.states]
+    checkpoint.save(tmp_path / "ck", model, trainer_state={})
+    stored = torch.load(tmp_path / "ck" / "rng_torch.pt", weights_only=True)
+    assert [s.tolist() for s in stored["cuda_all"]] == [s.tolist() for s in saved]
+    gpus.states = _Gpus(2, seed=1).states  # training moved every device's stream on
+    checkpoint.load(tmp_path / "ck", model)
+    assert [s.tolist() for s in gpus.states] == [s.tolist() for s in saved]
+    # resumed on one GPU: device 0 continues its own stream
+    one = _Gpus(1, seed=2)
+    one.install(monkeypatch)
+    checkpoint.load(tmp_path / "ck", model)
+    assert one.states[0].tolist() == saved[0].tolist()
+
+
+def test_a_metric_the_family_cannot_compute_is_a_config_error(tmp_path, tiny_model, toy_data, capsys):
+    bad = [TOY_TASKS[0], {**TOY_TASKS[1], "metrics": ["f1"]}]  # a classification task scores accuracy only
+    cfg = write_config(tmp_path / "c.yaml", tiny_model, toy_data, tmp_path / "w", steps=2, tasks=bad)
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "task 'toy_topic': metric 'f1' in metrics; the classification family computes accuracy" in err
+    assert "Traceback" not in err

@@ -152,3 +152,68 @@ def test_export_round_trip(store, tmp_path, suffix):
 def test_export_rejects_unknown_extension(store, tmp_path):
     with pytest.raises(ValueError, match="csv or .parquet"):
         store.export(tmp_path / "x.xlsx")
+
+
+def test_each_seed_of_a_run_keeps_its_rows(store):
+    """One run with several target seeds (target.seeds: [0, 1, 2]) writes one eval phase per seed."""
+    for seed in (0, 1, 2):
+        rows = [{k: v for k, v in r.items() if k != "seed"} for r in _rows(base=0.1 * (seed + 1))]
+        store.add_metrics("multi", f"eval-{seed}", rows, seed=seed)
+        store.add_example_scores("multi", "xnli", "de", "test", "accuracy", np.array([seed, 1, 0]), seed=seed,
+                                 phase_key=f"eval-{seed}")
+    store.add_run("multi", config={}, config_hash="m", model="xlmr", setting="siqa", target="xnli", seed=None)
+    assert _count(store, "metrics") == 3 * len(_rows())
+    df = store.metrics_frame()
+    de = df[(df.run_id == "multi") & (df.lang == "de") & (df.metric == "accuracy")].sort_values("seed")
+    assert de["seed"].tolist() == [0, 1, 2]
+    assert de["value"].tolist() == [0.1 * (s + 1) + 0.01 for s in (0, 1, 2)]  # _rows: base + 1/100 for "de"
+    ex = store.example_scores(task="xnli").query("run_id == 'multi'").sort_values("seed")
+    assert ex["seed"].tolist() == [0, 1, 2] and [s[0] for s in ex["scores"]] == [0.0, 1.0, 2.0]
+
+
+# The schema-1 tables exactly as xstilts <= 2279ed2 created them (metric rows keyed without the seed).
+_SCHEMA_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE runs (run_id TEXT PRIMARY KEY, model TEXT, setting TEXT NOT NULL, target TEXT, seed INTEGER,
+    config_hash TEXT, config TEXT, labels TEXT, xstilts_version TEXT, created TEXT, updated TEXT);
+CREATE TABLE phases (run_id TEXT NOT NULL, phase_key TEXT NOT NULL, kind TEXT, status TEXT, config TEXT, wall_s REAL,
+    s_per_epoch REAL, examples_per_s REAL, tokens_per_s REAL, peak_mem_mb REAL, path TEXT, xstilts_version TEXT,
+    created TEXT, updated TEXT, PRIMARY KEY (run_id, phase_key));
+CREATE TABLE metrics (run_id TEXT NOT NULL, task TEXT NOT NULL, lang TEXT NOT NULL, split TEXT NOT NULL,
+    metric TEXT NOT NULL, phase_key TEXT, value REAL, n INTEGER, xstilts_version TEXT, created TEXT, updated TEXT,
+    PRIMARY KEY (run_id, task, lang, split, metric));
+CREATE TABLE example_scores (run_id TEXT NOT NULL, task TEXT NOT NULL, lang TEXT NOT NULL, split TEXT NOT NULL,
+    metric TEXT NOT NULL, n INTEGER, scores BLOB, xstilts_version TEXT, created TEXT, updated TEXT,
+    PRIMARY KEY (run_id, task, lang, split, metric));
+CREATE TABLE environment (run_id TEXT PRIMARY KEY, python TEXT, platform TEXT, xstilts_version TEXT, torch TEXT,
+    transformers TEXT, gpu TEXT, git_rev TEXT, info TEXT, created TEXT, updated TEXT);
+CREATE INDEX metrics_task ON metrics (task, split, metric);
+INSERT INTO meta VALUES ('schema_version', '1');
+INSERT INTO runs VALUES ('a', 'xlmr', 'siqa', 'xnli', 3, 'h', '{}', '{}', '0.1', 't', 't');
+INSERT INTO runs VALUES ('b', 'xlmr', 'none', 'tatoeba', NULL, 'h', '{}', '{}', '0.1', 't', 't');
+INSERT INTO phases VALUES ('a', 'eval-a', 'eval', 'trained', '{}', 1, NULL, NULL, NULL, NULL, '/p', '0.1', 't', 't');
+INSERT INTO metrics VALUES ('a', 'xnli', 'de', 'test', 'accuracy', 'eval-a', 0.75, 8, '0.1', 't', 't');
+INSERT INTO metrics VALUES ('b', 'tatoeba', 'de', 'test', 'accuracy', 'eval-b', 0.5, 4, '0.1', 't', 't');
+INSERT INTO example_scores VALUES ('a', 'xnli', 'de', 'test', 'accuracy', 2, X'0000803F00000000', '0.1', 't', 't');
+"""
+
+
+def test_schema_1_store_is_migrated_in_place(tmp_path):
+    path = tmp_path / "results.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(_SCHEMA_1)
+    con.close()
+    store = Store(path)
+    df = store.metrics_frame().set_index("run_id")
+    assert df.loc["a", "seed"] == 3 and df.loc["a", "value"] == 0.75 and df.loc["a", "n"] == 8
+    assert pd.isna(df.loc["b", "seed"]) and df.loc["b", "value"] == 0.5
+    ex = store.example_scores().iloc[0]
+    assert ex["seed"] == 3 and ex["scores"].tolist() == [1.0, 0.0]
+    assert store.timings_frame().iloc[0]["seed"] == 3
+    assert store.query("SELECT value FROM meta WHERE key = 'schema_version'").iloc[0, 0] == "2"
+    # after the migration another seed of run "a" is a new row, not an overwrite
+    store.add_metrics("a", "eval-a4", [{"task": "xnli", "lang": "de", "split": "test", "metric": "accuracy",
+                                        "value": 0.5, "n": 8}], seed=4)
+    assert sorted(store.metrics_frame().query("run_id == 'a'")["seed"]) == [3, 4]
+    Store(path)  # opening a migrated store again changes nothing
+    assert _count(store, "metrics") == 3

@@ -50,6 +50,27 @@ def _set_rng_state(state: dict) -> None:
     np.random.set_state((s[0], np.asarray(s[1], dtype=np.uint32), *s[2:]))
 
 
+def _torch_rng_state() -> dict:
+    """torch's CPU generator and, when CUDA is available, every visible GPU's (one process drives them all)."""
+    out = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        out["cuda_all"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def _set_torch_rng_state(state: dict) -> None:
+    """Restore :func:`_torch_rng_state`; GPU states go to the devices they came from, as far as those exist."""
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda_all")
+    if cuda and torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        if len(cuda) == n:
+            torch.cuda.set_rng_state_all(cuda)
+        else:  # resumed on another number of GPUs: the devices both runs have continue their streams
+            for i, s in enumerate(cuda[:n]):
+                torch.cuda.set_rng_state(s, i)
+
+
 def save(path: Path, model, optimizer=None, scheduler=None, trainer_state: dict | None = None, *,
          rng_ranks: list | None = None, tensors: dict[str, dict] | None = None) -> None:
     """Write a full training checkpoint atomically to ``path``.
@@ -78,7 +99,7 @@ def save(path: Path, model, optimizer=None, scheduler=None, trainer_state: dict 
         save_file({k: v.detach().contiguous().cpu() for k, v in group.items()}, str(tmp / f"{name}.safetensors"))
     if scheduler is not None:
         (tmp / "scheduler.json").write_text(json.dumps(scheduler.state_dict()))
-    torch.save({"torch": torch.get_rng_state()}, tmp / "rng_torch.pt")
+    torch.save(_torch_rng_state(), tmp / "rng_torch.pt")
     if rng_ranks is not None:
         torch.save(rng_ranks, tmp / "rng_ranks.pt")
     (tmp / "rng.json").write_text(json.dumps(_rng_state()))
@@ -147,7 +168,7 @@ def load(path: Path, model, optimizer=None, scheduler=None) -> dict:
         optimizer.load_state_dict(_optimizer_state(path, fsdp=False))
     if scheduler is not None and (path / "scheduler.json").exists():
         scheduler.load_state_dict(json.loads((path / "scheduler.json").read_text()))
-    torch.set_rng_state(torch.load(path / "rng_torch.pt", weights_only=True)["torch"])
+    _set_torch_rng_state(torch.load(path / "rng_torch.pt", weights_only=True))
     _set_rng_state(json.loads((path / "rng.json").read_text()))
     return json.loads((path / "trainer_state.json").read_text())
 

@@ -20,7 +20,7 @@ def _cmd_run(args) -> int:
     result = pipeline.run(cfg)
     if not is_main():  # under `accelerate launch`: rank 0 records and prints
         return 0
-    run_id = pipeline.phase_key("run", cfg.model_dump(), "")
+    run_id = pipeline.run_id_for(cfg)
     Path(cfg.workdir).mkdir(parents=True, exist_ok=True)
     pipeline.record(Store(Path(cfg.workdir) / "results.sqlite"), run_id, cfg, result)
     reused = sum(p.status == "reused" for p in result.phases)

@@ -379,6 +379,24 @@ def _featurized(spec: TaskSpec, examples: list[dict], tokenizer, *, max_length: 
 
 
 CHUNK = 10_000
+TRUNCATION_COLUMNS = ("truncated_context", "truncated_choice")  # written by multiple-choice featurization
+
+
+def truncation_summary(rows) -> dict | None:
+    """What featurization cut from ``rows`` (a featurized dataset), for a phase summary.
+
+    Returns:
+        ``{"examples", "examples_truncated", "context", "choice"}``: examples, examples with any
+        sequence cut, and sequences (one per choice) whose context / whose choice was cut; None for
+        families that record no truncation.
+    """
+    cols = [c for c in TRUNCATION_COLUMNS if c in rows.column_names]
+    if not cols:
+        return None
+    counts = {c: np.asarray(rows[c], dtype=np.int64) for c in cols}
+    out = {"examples": len(rows), "examples_truncated": int((sum(counts.values()) > 0).sum())}
+    out.update({c.removeprefix("truncated_"): int(v.sum()) for c, v in counts.items()})
+    return out
 
 
 # ---------------------------------------------------------------- batching

@@ -58,10 +58,9 @@ def evaluate(model, eval_set: EvalSet, tokenizer, batch_size: int = 64, task: st
 
 
 def evaluate_dev(model, eval_set: EvalSet, tokenizer) -> float:
-    """The model-selection number: the task's first metric on its English dev set."""
+    """The model-selection number: the task's primary metric on its English dev set."""
     scores, _ = evaluate(model, eval_set, tokenizer)
-    primary = eval_set.spec.metrics[0]
-    return float(scores[primary] if primary in scores else next(iter(scores.values())))
+    return float(scores[eval_set.spec.primary_metric])
 
 
 @torch.no_grad()

@@ -25,7 +25,6 @@ Example config::
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -107,8 +106,7 @@ def expand(grid: GridConfig) -> list[Cell]:
                     raw = merge(grid.base, {"model": model, "intermediate": inter, "mlm": mlm,
                                             "target": {"tasks": [target], "seeds": [seed]}})
                     cfg = validate(raw, f"grid cell {model}/{s.name}/{target}/{seed}")
-                    run_id = hashlib.sha256(json.dumps(cfg.model_dump(), sort_keys=True, default=str).encode()).hexdigest()[:16]
-                    cells.append(Cell(run_id, model, s.name, target, seed, cfg))
+                    cells.append(Cell(pipeline.run_id_for(cfg), model, s.name, target, seed, cfg))
     return cells
 
 

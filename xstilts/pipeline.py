@@ -30,7 +30,7 @@ from accelerate.utils import set_seed
 from . import __version__, _quiet_libraries, checkpoint, distributed
 from .checkpoint import write_json_atomic
 from .config import RunConfig, TrainConfig
-from .data import available, featurized, load_aligned, load_examples, task_file
+from .data import available, featurized, load_aligned, load_examples, task_file, truncation_summary
 from .errors import ConfigError, DataError
 from .evaluate import EvalSet, embed, evaluate
 from .families import retrieval
@@ -47,6 +47,8 @@ class PhaseRecord:
     status: str  # "trained", "reused"
     seconds: float = 0.0
     summary: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)  # the resolved config the phase key hashes (its config.json)
+    seed: int | None = None  # the target seed of a target or eval phase
 
 
 @dataclass
@@ -57,6 +59,13 @@ class RunResult:
 
 def phase_key(kind: str, config: dict, input_key: str) -> str:
     blob = json.dumps({"kind": kind, "config": config, "input": input_key, "code": __version__}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def run_id_for(cfg: RunConfig) -> str:
+    """The id of a run: a hash of its resolved config, so ``xstilts run`` and a grid cell of the same config
+    are the same run (recorded once, its rows replaced on a rerun). Also the run's ``config_hash``."""
+    blob = json.dumps(cfg.model_dump(), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -105,11 +114,18 @@ class Pipeline:
 
     # ------------------------------------------------------------ data
 
-    def _features(self, spec: TaskSpec, examples, split, lang, train_cfg: TrainConfig, label_spec=None):
-        """Featurize through ``label_spec``'s family and labels (the target when training on another task's data)."""
+    def _features(self, spec: TaskSpec, examples, split, lang, train_cfg: TrainConfig, label_spec=None,
+                  subset_seed: int | None = None):
+        """Featurize through ``label_spec``'s family and labels (the target when training on another task's data).
+
+        ``subset_seed``: the seed that drew ``examples`` as a ``train.fraction < 1`` subset; part of the
+        cache key, so each seed's subset is featurized (and trained on) as drawn.
+        """
         label_spec = label_spec or spec
         source = [spec.name, split, lang, str(task_file(spec, split, lang, self.cfg.data_dir)), len(examples),
                   train_cfg.limit, train_cfg.fraction]
+        if train_cfg.fraction < 1:
+            source.append(subset_seed)
         return featurized(label_spec, examples, self.tokenizer, max_length=train_cfg.max_length, cache_dir=self.cache,
                           source_key=json.dumps(source), stride=train_cfg.doc_stride)
 
@@ -135,7 +151,8 @@ class Pipeline:
             # e.g. CCG supertags: the label set is whatever the training data uses
             found = {t for e in examples for t in (e["tags"] if "tags" in e else [e["label"]])}
             label_spec = dataclasses.replace(label_spec, labels=tuple(sorted(found)))
-        rows = self._features(spec, examples, split, "+".join(languages or [spec.train_lang]), train_cfg, label_spec)
+        rows = self._features(spec, examples, split, "+".join(languages or [spec.train_lang]), train_cfg, label_spec,
+                              subset_seed=seed)
         dev = self._dev(spec, train_cfg, label_spec) if spec.dev_split != split else None
         return TrainTask(label_spec, rows, dev)
 
@@ -151,6 +168,7 @@ class Pipeline:
     def _phase(self, kind: str, config: dict, input_key: str, body, all_ranks: bool = True) -> PhaseRecord:
         """Run ``body`` unless the phase is done. ``all_ranks=False``: under a launcher rank 0 runs it alone."""
         key = phase_key(kind, config, input_key)
+        resolved = {"kind": kind, "config": config, "input": input_key}
         path = self.workdir / "phases" / f"{kind}-{key}"
         done = path / "done.json"
         main = distributed.is_main()
@@ -165,7 +183,7 @@ class Pipeline:
         else:
             if main:
                 path.mkdir(parents=True, exist_ok=True)
-                write_json_atomic(path / "config.json", {"kind": kind, "config": config, "input": input_key})
+                write_json_atomic(path / "config.json", resolved)
             self.log(f"[{kind}] running -> {path}")
             t0 = time.perf_counter()
             if all_ranks:
@@ -180,6 +198,7 @@ class Pipeline:
             if not main:
                 summary = json.loads(done.read_text())
             rec = PhaseRecord(kind, key, path, "trained", summary["seconds"], summary)
+        rec.config = json.loads(json.dumps(resolved, default=str))  # as config.json holds it
         self.phases.append(rec)
         return rec
 
@@ -215,9 +234,20 @@ class Pipeline:
         summary = {"steps": result.steps, "best_dev": result.best_score, "drawn": result.drawn,
                    "timings": result.timings, "history": result.history,
                    "train_examples": {t.spec.name: len(t.rows) for t in tasks}, "embedding": result.embedding}
+        truncated = {t.spec.name: self._truncated(t.rows, t.spec.name) for t in tasks}
+        if any(truncated.values()):
+            summary["truncated"] = {k: v for k, v in truncated.items() if v}
         if result.per_rank:
             summary["per_rank"] = result.per_rank
         return summary
+
+    def _truncated(self, rows, what: str) -> dict | None:
+        """:func:`truncation_summary` of ``rows``, logged when anything was cut."""
+        t = truncation_summary(rows)
+        if t and t["examples_truncated"]:
+            self.log(f"  {what}: truncated {t['examples_truncated']} of {t['examples']} examples to max_length "
+                     f"({t['context']} contexts, {t['choice']} choices cut)")
+        return t
 
     def mlm_phase(self, prev: PhaseRecord | None) -> PhaseRecord:
         mlm = self.cfg.mlm
@@ -277,7 +307,9 @@ class Pipeline:
             task.dev = own_dev or task.dev
             return self._train_phase(path, prev, [task], tcfg, seed)
 
-        return self._phase("target", config, prev.key if prev else self.cfg.model, body)
+        rec = self._phase("target", config, prev.key if prev else self.cfg.model, body)
+        rec.seed = seed
+        return rec
 
     def _english_dev(self, spec: TaskSpec) -> EvalSet | None:
         """The target's English dev set, or its training task's (XCOPA -> COPA val)."""
@@ -303,7 +335,8 @@ class Pipeline:
             self.log(f"[eval] {spec.name}: no {split} file for {', '.join(missing)}; evaluating {len(present)} languages")
         return present
 
-    def eval_phase(self, target: str, prev: PhaseRecord, seed: int) -> PhaseRecord:
+    def eval_phase(self, target: str, prev: PhaseRecord, seed: int | None) -> PhaseRecord:
+        """Zero-shot evaluation of ``prev``; ``seed`` is the target seed it belongs to (None: seedless)."""
         spec = get(target)
         ev = self.cfg.eval
         split = ev.split or spec.eval_split
@@ -322,7 +355,7 @@ class Pipeline:
                 model.add_task(spec)
                 model.load_heads(prev.path)
                 model.to(device)
-            rows, per_example = [], {}
+            rows, per_example, truncated = [], {}, {}
             (path / "predictions").mkdir(exist_ok=True)
             for lang in langs:
                 if spec.family == "retrieval":
@@ -333,6 +366,8 @@ class Pipeline:
                 else:
                     examples = self._load(spec, split, lang, ev.limit)
                     feats = self._features(spec, examples, split, lang, self.cfg.target.train)
+                    if (t := self._truncated(feats, f"{target} {lang}")) is not None:
+                        truncated[lang] = t
                     scores, preds = evaluate(model, EvalSet(spec, lang, examples, feats, split), self.tokenizer,
                                              ev.batch_size)
                     if spec.family == "span_qa":  # the XTREME submission layout keys answers by question id
@@ -351,9 +386,12 @@ class Pipeline:
                 scores, _ = evaluate(model, dev, self.tokenizer, ev.batch_size)
                 rows += [{"task": target, "lang": dev.lang, "split": "dev", "metric": m, "value": float(v),
                           "n": len(dev.examples)} for m, v in scores.items()]
-            return {"rows": rows, "task": target, "split": split, "example_scores": per_example}
+            out = {"rows": rows, "task": target, "split": split, "example_scores": per_example}
+            return {**out, "truncated": truncated} if truncated else out
 
-        return self._phase("eval", config, prev.key if prev else self.cfg.model, body, all_ranks=False)
+        rec = self._phase("eval", config, prev.key if prev else self.cfg.model, body, all_ranks=False)
+        rec.seed = seed
+        return rec
 
     def _retrieval_scores(self, spec, encoder, split, lang, per_example=None):
         ev, tcfg = self.cfg.eval, self.cfg.target.train
@@ -386,7 +424,7 @@ class Pipeline:
         for target in cfg.target.tasks:
             spec = get(target)
             if spec.family == "retrieval":  # scored straight on the phase-2 encoder
-                rec = self.eval_phase(target, prev, seed=0)
+                rec = self.eval_phase(target, prev, seed=None)
                 rows += [{**r, "seed": None} for r in rec.summary.get("rows", [])]
                 continue
             for seed in cfg.target.seeds:
@@ -421,23 +459,25 @@ def setting_label(cfg: RunConfig) -> str:
 def record(store, run_id: str, cfg: RunConfig, result: RunResult, *, setting: str | None = None,
            target: str | None = None, seed: int | None = None) -> None:
     """Write a finished run (config, phases with timings, metric rows, environment) into the results store."""
-    from .store import environment_info
+    from .store import NO_SEED, environment_info
 
     if not distributed.is_main():
         return  # under a launcher rank 0 records the run once
     config = cfg.model_dump()
-    store.add_run(run_id, config=config, config_hash=phase_key("run", config, ""), model=cfg.model,
+    store.add_run(run_id, config=config, config_hash=run_id_for(cfg), model=cfg.model,
                   setting=setting or setting_label(cfg), target=target or ",".join(cfg.target.tasks),
                   seed=seed if seed is not None else (cfg.target.seeds[0] if len(cfg.target.seeds) == 1 else None))
     for p in result.phases:
         t = p.summary.get("timings", {})
-        store.add_phase(run_id, p.key, p.kind, status=p.status, config=p.summary.get("config", {}),
+        store.add_phase(run_id, p.key, p.kind, status=p.status, config=p.config, seed=p.seed,
                         wall_s=p.summary.get("seconds"), s_per_epoch=t.get("s_per_epoch"),
                         examples_per_s=t.get("examples_per_s"), tokens_per_s=t.get("tokens_per_s"),
                         peak_mem_mb=t.get("peak_mem_mb"), path=str(p.path))
         if p.kind == "eval":
-            store.add_metrics(run_id, p.key, p.summary.get("rows", []))
+            seed = NO_SEED if p.seed is None else p.seed  # each seed's eval phase keeps its own rows
+            store.add_metrics(run_id, p.key, p.summary.get("rows", []), seed=seed)
             task, split = p.summary.get("task"), p.summary.get("split")
             for lang, scores in p.summary.get("example_scores", {}).items():
-                store.add_example_scores(run_id, task, lang, split, "accuracy", np.asarray(scores, dtype=np.float32))
+                store.add_example_scores(run_id, task, lang, split, "accuracy", np.asarray(scores, dtype=np.float32),
+                                         seed=seed, phase_key=p.key)
     store.add_environment(run_id, environment_info())

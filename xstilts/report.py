@@ -10,8 +10,9 @@ google-research/xtreme submission layout.
 How the numbers are aggregated (also written into every report):
 
 * Primary metric per target: ``primary_metrics[target]`` if given, else the
-  first of :data:`PRIMARY_METRIC_ORDER` the target has in the store (F1 for
-  tagging and QA, accuracy for classification, as XTREME).
+  task's own :attr:`xstilts.tasks.TaskSpec.primary_metric` (the first of its
+  ``metrics``; a task defined in a run's config: as that config defines it),
+  the same number model selection and studies read.
 * Evaluation split per target: ``eval_split`` if given, else ``test`` when
   present, else the most common non-``dev`` split, else ``dev``.
 * Score of one (setting, target, seed): the unweighted mean of the primary
@@ -38,11 +39,9 @@ import numpy as np
 import pandas as pd
 
 from .metrics import QA_TASKS, xtreme_score
+from .store import NO_SEED  # seed of seedless runs (retrieval scored on the encoder) inside frames
 
-PRIMARY_METRIC_ORDER = ("f1", "accuracy", "map@20", "map_at_20", "map", "exact_match", "em")
-QA_TASKS = ("xquad", "mlqa", "tydiqa", "tydiqa-goldp", "squad", "squad_v2")
 BENCHMARKS = ("xtreme", "xtreme-r")
-NO_SEED = -1  # seed of seedless runs (retrieval scored on the encoder) inside frames
 
 
 def format_rows(rows: list[dict]) -> str:
@@ -168,14 +167,24 @@ def _open_store(store):
     return store if hasattr(store, "metrics_frame") else Store(store)
 
 
-def _primary_metric(target: str, metrics: Iterable[str], explicit: Mapping[str, str] | None) -> str:
-    metrics = sorted(set(metrics))
+def _primary_metric(store, target: str, explicit: Mapping[str, str] | None) -> str:
+    """``explicit[target]``, else the task's primary metric: the registered task's, else as a stored run's
+    config defines the task (``tasks:``); neither is a :class:`ConfigError`."""
+    from .errors import ConfigError
+    from .tasks import get
+
     if explicit and target in explicit:
         return explicit[target]
-    for m in PRIMARY_METRIC_ORDER:
-        if m in metrics:
-            return m
-    return metrics[0]
+    try:
+        return get(target).primary_metric
+    except ConfigError:
+        pass
+    for cfg in store.query("SELECT config FROM runs WHERE config IS NOT NULL")["config"]:
+        for t in json.loads(cfg).get("tasks") or []:
+            if t.get("name") == target and t.get("metrics"):
+                return t["metrics"][0]
+    raise ConfigError(f"target {target!r}: not a registered task and no run in the store defines it; "
+                      f"name its metric with primary_metrics={{{target!r}: ...}}")
 
 
 def _eval_split(splits: Iterable[str], explicit: str | None) -> str:
@@ -267,7 +276,9 @@ def summarize(store, *, baseline: str = "none", selection: str = "en-dev",
     test_means: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)  # setting -> target -> lang -> mean
     for target in targets:
         t_rows = mf[mf["task"] == target]
-        metric = _primary_metric(target, t_rows["metric"], primary_metrics)
+        metric = _primary_metric(store, target, primary_metrics)
+        if metric not in set(t_rows["metric"]):
+            notes.append(f"{target}: no '{metric}' rows (its primary metric) in the store; not reported")
         split = _eval_split(t_rows["split"], eval_split)
         rows = t_rows[(t_rows["metric"] == metric) & (t_rows["split"] == split)]
         langs = _lang_order(rows["lang"].unique())
@@ -439,7 +450,7 @@ def _method_text(baseline, selection, n_resamples, seed, alpha, ddof) -> list[st
            "the intermediate setting with the best target-language dev score (split 'dev', unweighted mean "
            "over the non-English dev languages, then over seeds)")
     return [
-        "Scores are the target's primary metric (F1 where reported, else accuracy, unless set) on its evaluation "
+        "Scores are the target's primary metric (the first metric of its task definition, unless set) on its evaluation "
         "split, shown x100.",
         "A run's score is the UNWEIGHTED mean over the target's evaluation languages (XTREME-style: every "
         "language counts the same regardless of its test-set size).",
@@ -863,23 +874,27 @@ def _render_html(title, summary, sections, plots, studies=()) -> str:
 # --------------------------------------------------------------------------- predictions
 
 
-def _family(task: str, preds, phase_config: dict) -> str:
-    if phase_config.get("family"):
-        return phase_config["family"]
-    if isinstance(preds, dict):
-        return "span_qa"
-    if preds and isinstance(preds[0], list):
-        return "tagging"
-    try:
-        from .tasks import get
+def _eval_config(stored: dict | None, phase_dir: Path) -> dict:
+    """The eval phase's resolved config: as the store recorded it, else the phase folder's ``config.json``.
 
-        return get(task).family
-    except Exception:
-        pass
-    return "span_qa" if task.lower().replace("_", "-") in QA_TASKS else "classification"
+    Both hold ``{"kind", "config", "input"}`` as the pipeline writes them; the eval config
+    names the target, its family and the evaluated split. Neither: a :class:`ConfigError`.
+    """
+    from .errors import ConfigError
+
+    cfg = (stored or {}).get("config") or {}
+    file = phase_dir / "config.json"
+    if not {"target", "family", "split"} <= set(cfg) and file.is_file():
+        cfg = json.loads(file.read_text(encoding="utf-8")).get("config") or {}
+    missing = sorted({"target", "family", "split"} - set(cfg))
+    if missing:
+        raise ConfigError(f"{phase_dir}: no eval config names its {', '.join(missing)} (neither the results store "
+                          f"nor {file.name}); not an eval phase written by xstilts")
+    return cfg
 
 
-def _write_predictions(task: str, split: str, phase_dir: Path, dest: Path, phase_config: dict) -> list[dict]:
+def _write_predictions(phase_dir: Path, dest: Path, cfg: dict) -> list[dict]:
+    task, split, family = cfg["target"], cfg["split"], cfg["family"]
     written = []
     pred_dir = phase_dir / "predictions"
     for f in sorted(pred_dir.glob("*.json")) if pred_dir.is_dir() else []:
@@ -887,7 +902,6 @@ def _write_predictions(task: str, split: str, phase_dir: Path, dest: Path, phase
             continue
         lang = f.stem
         preds = json.loads(f.read_text(encoding="utf-8"))
-        family = _family(task, preds, phase_config)
         (dest / task).mkdir(parents=True, exist_ok=True)
         warning = None
         if family == "span_qa":
@@ -941,9 +955,9 @@ def export_predictions(source, out_dir: str | os.PathLike, *, setting: str | Non
     if hasattr(source, "metrics_frame") or (isinstance(source, (str, os.PathLike)) and Path(source).is_file()):
         store = _open_store(source)
         ph = store.query(
-            """SELECT p.run_id, p.phase_key, p.config, p.path, r.setting, r.seed, r.target FROM phases p
-               JOIN runs r ON r.run_id = p.run_id WHERE p.kind = 'eval' AND p.path IS NOT NULL
-               ORDER BY r.setting, r.seed, r.target""")
+            """SELECT p.run_id, p.phase_key, p.config, p.path, r.setting, COALESCE(p.seed, r.seed) AS seed
+               FROM phases p JOIN runs r ON r.run_id = p.run_id WHERE p.kind = 'eval' AND p.path IS NOT NULL
+               ORDER BY r.setting, seed, p.phase_key""")
         flat = setting is not None and seed is not None
         for r in ph.itertuples(index=False):
             if setting is not None and r.setting != setting:
@@ -951,17 +965,10 @@ def export_predictions(source, out_dir: str | os.PathLike, *, setting: str | Non
             run_seed = None if _isna(r.seed) else int(r.seed)
             if seed is not None and run_seed != seed:
                 continue
-            cfg = json.loads(r.config) if r.config else {}
-            cfg = cfg.get("config", cfg)
-            task = cfg.get("target") or r.target
+            cfg = _eval_config(json.loads(r.config) if r.config else None, Path(r.path))
             dest = out_dir if flat else out_dir / _safe(r.setting) / f"seed{run_seed if run_seed is not None else 'none'}"
-            written += _write_predictions(task, cfg.get("split", "test"), Path(r.path), dest, cfg)
+            written += _write_predictions(Path(r.path), dest, cfg)
     else:
         for folder in source:
-            folder = Path(folder)
-            cfg_file = folder / "config.json"
-            cfg = json.loads(cfg_file.read_text(encoding="utf-8")) if cfg_file.exists() else {}
-            cfg = cfg.get("config", cfg)
-            task = cfg.get("target") or folder.name
-            written += _write_predictions(task, cfg.get("split", "test"), folder, out_dir, cfg)
+            written += _write_predictions(Path(folder), out_dir, _eval_config(None, Path(folder)))
     return written

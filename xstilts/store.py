@@ -18,13 +18,19 @@ Tables (``created`` / ``updated`` are UTC ISO-8601 strings)::
     meta            key, value                      schema version
     runs            run_id PK, model, setting, target, seed, config_hash,
                     config (JSON), labels (JSON), xstilts_version, created, updated
-    phases          (run_id, phase_key) PK, kind, status, config (JSON), wall_s,
+    phases          (run_id, phase_key) PK, kind, seed, status, config (JSON), wall_s,
                     s_per_epoch, examples_per_s, tokens_per_s, peak_mem_mb, path,
                     xstilts_version, created, updated
-    metrics         (run_id, task, lang, split, metric) PK, phase_key, value, n,
+    metrics         (run_id, seed, task, lang, split, metric) PK, phase_key, value, n,
                     xstilts_version, created, updated
-    example_scores  (run_id, task, lang, split, metric) PK, n, scores (float32
-                    little-endian blob), xstilts_version, created, updated
+    example_scores  (run_id, seed, task, lang, split, metric) PK, phase_key, n, scores
+                    (float32 little-endian blob), xstilts_version, created, updated
+
+Metric rows and per-example scores are keyed by their target seed: one run with
+``target.seeds: [0, 1, 2]`` keeps three seeds' rows. ``seed`` is stored as
+:data:`NO_SEED` (-1) for seedless rows (retrieval scored on the encoder) and
+read back as NULL. Stores of schema version 1 (keyed without the seed) are
+migrated when opened: their rows take their run's seed.
     environment     run_id PK, python, platform, xstilts_version, torch,
                     transformers, gpu, git_rev, info (JSON), created, updated
 
@@ -56,7 +62,8 @@ import pandas as pd
 
 from . import __version__
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+NO_SEED = -1  # the stored seed of seedless metric rows; frames read it back as NULL
 BUSY_TIMEOUT_S = 30.0
 DEFAULT_NAME = "results.sqlite"
 
@@ -82,6 +89,7 @@ CREATE TABLE IF NOT EXISTS phases (
     run_id TEXT NOT NULL,
     phase_key TEXT NOT NULL,
     kind TEXT,
+    seed INTEGER,
     status TEXT,
     config TEXT,
     wall_s REAL,
@@ -97,6 +105,7 @@ CREATE TABLE IF NOT EXISTS phases (
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL,
+    seed INTEGER NOT NULL,
     task TEXT NOT NULL,
     lang TEXT NOT NULL,
     split TEXT NOT NULL,
@@ -107,20 +116,22 @@ CREATE TABLE IF NOT EXISTS metrics (
     xstilts_version TEXT,
     created TEXT,
     updated TEXT,
-    PRIMARY KEY (run_id, task, lang, split, metric)
+    PRIMARY KEY (run_id, seed, task, lang, split, metric)
 );
 CREATE TABLE IF NOT EXISTS example_scores (
     run_id TEXT NOT NULL,
+    seed INTEGER NOT NULL,
     task TEXT NOT NULL,
     lang TEXT NOT NULL,
     split TEXT NOT NULL,
     metric TEXT NOT NULL,
+    phase_key TEXT,
     n INTEGER,
     scores BLOB,
     xstilts_version TEXT,
     created TEXT,
     updated TEXT,
-    PRIMARY KEY (run_id, task, lang, split, metric)
+    PRIMARY KEY (run_id, seed, task, lang, split, metric)
 );
 CREATE TABLE IF NOT EXISTS environment (
     run_id TEXT PRIMARY KEY,
@@ -158,6 +169,46 @@ def _num(x) -> float | None:
 def _is_locked(e: sqlite3.OperationalError) -> bool:
     msg = str(e).lower()
     return "locked" in msg or "busy" in msg
+
+
+def _columns(con: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Bring a schema-1 store (metric rows keyed without their seed) to the current schema, in place.
+
+    Each old row takes its run's seed (:data:`NO_SEED` when the run has none): a schema-1
+    store kept one row per key, so nothing is lost that the file still holds.
+    """
+    if "seed" not in _columns(con, "phases"):
+        con.execute("ALTER TABLE phases ADD COLUMN seed INTEGER")
+        con.execute("UPDATE phases SET seed = (SELECT r.seed FROM runs r WHERE r.run_id = phases.run_id) "
+                    "WHERE kind IN ('target', 'eval')")
+    for table in ("metrics", "example_scores"):
+        cols = _columns(con, table)
+        if "seed" in cols:
+            continue
+        con.execute(f"ALTER TABLE {table} RENAME TO {table}_v1")
+        con.execute(f"DROP INDEX IF EXISTS {table}_task")
+        create = _SCHEMA.split(f"CREATE TABLE IF NOT EXISTS {table} (")[1].split(";")[0]
+        con.execute(f"CREATE TABLE {table} ({create}")
+        keep = [c for c in cols if c != "seed"]
+        old = ", ".join(f"o.{c}" for c in keep)
+        con.execute(f"INSERT INTO {table} (seed, {', '.join(keep)}) "
+                    f"SELECT COALESCE(r.seed, {NO_SEED}), {old} FROM {table}_v1 o "
+                    f"LEFT JOIN runs r ON r.run_id = o.run_id")
+        con.execute(f"DROP TABLE {table}_v1")
+    con.execute("CREATE INDEX IF NOT EXISTS metrics_task ON metrics (task, split, metric)")
+
+
+def _seed(seed) -> int | None:
+    """A seed for the ``seed`` column; None stands for "the run's seed" (see :data:`_RUN_SEED`)."""
+    return None if seed is None or (isinstance(seed, float) and np.isnan(seed)) else int(seed)
+
+
+# The seed of a row written without one: its run's, else NO_SEED (so single-seed callers need not pass it).
+_RUN_SEED = f"COALESCE(?, (SELECT seed FROM runs WHERE run_id = ?), {NO_SEED})"
 
 
 class Store:
@@ -240,7 +291,9 @@ class Store:
         for stmt in _SCHEMA.split(";"):
             if stmt.strip():
                 con.execute(stmt)
-        con.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        _migrate(con)
+        con.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(SCHEMA_VERSION),))
 
     # ------------------------------------------------------------ writes
 
@@ -274,43 +327,51 @@ class Store:
              now, now)))
 
     def add_phase(self, run_id: str, phase_key: str, kind: str, *, status: str, config: dict,
-                  wall_s: float | None = None, s_per_epoch: float | None = None,
+                  seed: int | None = None, wall_s: float | None = None, s_per_epoch: float | None = None,
                   examples_per_s: float | None = None, tokens_per_s: float | None = None,
                   peak_mem_mb: float | None = None, path: str | os.PathLike | None = None) -> None:
         """Record (or replace) one phase of a run (``mlm``, ``intermediate``, ``target``, ``eval``).
 
         ``path`` is the phase folder; an eval phase's predictions are read
         from ``<path>/predictions/<lang>.json`` by :func:`xstilts.report.export_predictions`.
+        ``seed``: the target seed of a target or eval phase (None for the others).
         """
         now = _now()
         self._write(lambda con: con.execute(
-            """INSERT INTO phases (run_id, phase_key, kind, status, config, wall_s, s_per_epoch, examples_per_s,
-                                   tokens_per_s, peak_mem_mb, path, xstilts_version, created, updated)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (run_id, phase_key) DO UPDATE SET kind = excluded.kind, status = excluded.status,
+            """INSERT INTO phases (run_id, phase_key, kind, seed, status, config, wall_s, s_per_epoch,
+                                   examples_per_s, tokens_per_s, peak_mem_mb, path, xstilts_version, created, updated)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (run_id, phase_key) DO UPDATE SET kind = excluded.kind, seed = excluded.seed,
+                   status = excluded.status,
                    config = excluded.config, wall_s = excluded.wall_s, s_per_epoch = excluded.s_per_epoch,
                    examples_per_s = excluded.examples_per_s, tokens_per_s = excluded.tokens_per_s,
                    peak_mem_mb = excluded.peak_mem_mb, path = excluded.path,
                    xstilts_version = excluded.xstilts_version, updated = excluded.updated""",
-            (run_id, phase_key, kind, status, _json(config), _num(wall_s), _num(s_per_epoch), _num(examples_per_s),
+            (run_id, phase_key, kind, None if seed is None else int(seed), status, _json(config), _num(wall_s), _num(s_per_epoch), _num(examples_per_s),
              _num(tokens_per_s), _num(peak_mem_mb), None if path is None else str(path), __version__, now, now)))
 
-    def add_metrics(self, run_id: str, phase_key: str | None, rows: Iterable[Mapping]) -> int:
+    def add_metrics(self, run_id: str, phase_key: str | None, rows: Iterable[Mapping], *,
+                    seed: int | None = None) -> int:
         """Upsert metric rows (dicts with task, lang, split, metric, value, n; extra keys ignored).
+
+        A row is keyed by run, seed, task, language, split and metric: each seed of a run keeps
+        its rows. The seed is the row's ``seed`` key if not None, else ``seed``, else the run's seed;
+        pass :data:`NO_SEED` for a seedless row in a run that has a seed.
 
         Returns:
             The number of rows written.
         """
         now = _now()
-        params = [(run_id, r["task"], r["lang"], r["split"], r["metric"], phase_key, float(r["value"]),
-                   None if r.get("n") is None else int(r["n"]), __version__, now, now) for r in rows]
+        params = [(run_id, _seed(seed if r.get("seed") is None else r["seed"]), run_id, r["task"], r["lang"], r["split"], r["metric"], phase_key,
+                   float(r["value"]), None if r.get("n") is None else int(r["n"]), __version__, now, now)
+                  for r in rows]
 
         def write(con):
             con.executemany(
-                """INSERT INTO metrics (run_id, task, lang, split, metric, phase_key, value, n, xstilts_version,
-                                        created, updated)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (run_id, task, lang, split, metric) DO UPDATE SET phase_key = excluded.phase_key,
+                f"""INSERT INTO metrics (run_id, seed, task, lang, split, metric, phase_key, value, n,
+                                        xstilts_version, created, updated)
+                   VALUES (?, {_RUN_SEED}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (run_id, seed, task, lang, split, metric) DO UPDATE SET phase_key = excluded.phase_key,
                        value = excluded.value, n = excluded.n, xstilts_version = excluded.xstilts_version,
                        updated = excluded.updated""", params)
             return len(params)
@@ -318,22 +379,24 @@ class Store:
         return self._write(write)
 
     def add_example_scores(self, run_id: str, task: str, lang: str, split: str, metric: str,
-                           scores: np.ndarray) -> None:
+                           scores: np.ndarray, *, seed: int | None = None, phase_key: str | None = None) -> None:
         """Store per-example scores (1/0 correctness, per-example F1...) for the paired bootstrap.
 
         The scores must be in the evaluation set's example order, the same
-        for every run, so runs can be paired example by example.
+        for every run, so runs can be paired example by example. Keyed like
+        metric rows (run, seed, task, language, split, metric).
         """
         arr = np.ascontiguousarray(np.asarray(scores, dtype="<f4").ravel())
         now = _now()
         self._write(lambda con: con.execute(
-            """INSERT INTO example_scores (run_id, task, lang, split, metric, n, scores, xstilts_version,
-                                           created, updated)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (run_id, task, lang, split, metric) DO UPDATE SET n = excluded.n,
-                   scores = excluded.scores, xstilts_version = excluded.xstilts_version,
-                   updated = excluded.updated""",
-            (run_id, task, lang, split, metric, int(arr.size), arr.tobytes(), __version__, now, now)))
+            f"""INSERT INTO example_scores (run_id, seed, task, lang, split, metric, phase_key, n, scores,
+                                            xstilts_version, created, updated)
+               VALUES (?, {_RUN_SEED}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (run_id, seed, task, lang, split, metric) DO UPDATE SET n = excluded.n,
+                   phase_key = excluded.phase_key, scores = excluded.scores,
+                   xstilts_version = excluded.xstilts_version, updated = excluded.updated""",
+            (run_id, _seed(seed), run_id, task, lang, split, metric, phase_key, int(arr.size), arr.tobytes(), __version__,
+             now, now)))
 
     def add_environment(self, run_id: str, info: dict) -> None:
         """Record the environment of a run (see :func:`environment_info`)."""
@@ -368,25 +431,25 @@ class Store:
         metric, value, n (seed is a nullable integer).
         """
         df = self._read(
-            """SELECT m.run_id, r.model, r.setting, r.target, r.seed, m.task, m.lang, m.split, m.metric,
-                      m.value, m.n
-               FROM metrics m JOIN runs r ON r.run_id = m.run_id
-               ORDER BY m.run_id, m.task, m.split, m.lang, m.metric""")
+            f"""SELECT m.run_id, r.model, r.setting, r.target, NULLIF(m.seed, {NO_SEED}) AS seed, m.task, m.lang,
+                       m.split, m.metric, m.value, m.n
+                FROM metrics m JOIN runs r ON r.run_id = m.run_id
+                ORDER BY m.run_id, m.seed, m.task, m.split, m.lang, m.metric""")
         return _typed(df)
 
     def records_frame(self) -> pd.DataFrame:
         """:meth:`metrics_frame` plus provenance: phase_key, config_hash, xstilts_version (metric's), created."""
         df = self._read(
-            """SELECT m.run_id, r.model, r.setting, r.target, r.seed, m.task, m.lang, m.split, m.metric,
-                      m.value, m.n, m.phase_key, r.config_hash, m.xstilts_version, m.created
-               FROM metrics m JOIN runs r ON r.run_id = m.run_id
-               ORDER BY m.run_id, m.task, m.split, m.lang, m.metric""")
+            f"""SELECT m.run_id, r.model, r.setting, r.target, NULLIF(m.seed, {NO_SEED}) AS seed, m.task, m.lang,
+                       m.split, m.metric, m.value, m.n, m.phase_key, r.config_hash, m.xstilts_version, m.created
+                FROM metrics m JOIN runs r ON r.run_id = m.run_id
+                ORDER BY m.run_id, m.seed, m.task, m.split, m.lang, m.metric""")
         return _typed(df)
 
     def timings_frame(self) -> pd.DataFrame:
         """Phases joined with their run: columns :data:`TIMING_COLUMNS`."""
         df = self._read(
-            """SELECT p.run_id, r.model, r.setting, r.target, r.seed, p.phase_key, p.kind, p.status, p.wall_s,
+            """SELECT p.run_id, r.model, r.setting, r.target, COALESCE(p.seed, r.seed) AS seed, p.phase_key, p.kind, p.status, p.wall_s,
                       p.s_per_epoch, p.examples_per_s, p.tokens_per_s, p.peak_mem_mb, p.path
                FROM phases p LEFT JOIN runs r ON r.run_id = p.run_id
                ORDER BY p.run_id, p.created, p.phase_key""")
@@ -407,11 +470,11 @@ class Store:
                 where.append(f"{col} = ?")
                 params.append(val)
         df = self._read(
-            f"""SELECT e.run_id, r.model, r.setting, r.target, r.seed, e.task, e.lang, e.split, e.metric, e.n,
-                       e.scores
+            f"""SELECT e.run_id, r.model, r.setting, r.target, NULLIF(e.seed, {NO_SEED}) AS seed, e.task, e.lang,
+                       e.split, e.metric, e.n, e.scores
                 FROM example_scores e JOIN runs r ON r.run_id = e.run_id
                 {"WHERE " + " AND ".join(where) if where else ""}
-                ORDER BY e.run_id, e.task, e.lang""", params)
+                ORDER BY e.run_id, e.seed, e.task, e.lang""", params)
         df["scores"] = [np.frombuffer(b, dtype="<f4") for b in df["scores"]]
         return _typed(df)
 

@@ -821,7 +821,7 @@ def _target_info(cell: Cell) -> tuple[str, str]:
 
     register_config_tasks(cell.cfg)
     spec = get(cell.target)
-    return spec.metrics[0], cell.cfg.eval.split or spec.eval_split
+    return spec.primary_metric, cell.cfg.eval.split or spec.eval_split
 
 
 def cell_scores(store, cells: list[Cell]) -> dict[str, dict]:

@@ -325,5 +325,4 @@ def _dev_score(accelerator, model, dev, tokenizer) -> float:
     spec, fam = dev.spec, get_family(dev.spec.family)
     rows = [dict(zip(dev.rows.column_names, v)) for v in zip(*dev.rows.to_dict().values())]
     scores = fam.score(fam.decode(full, rows, dev.examples, spec), dev.examples, spec, dev.lang)
-    primary = spec.metrics[0]
-    return float(distributed.broadcast(float(scores[primary] if primary in scores else next(iter(scores.values())))))
+    return float(distributed.broadcast(float(scores[spec.primary_metric])))

@@ -12,6 +12,8 @@ Every family module exposes the same functions:
   read only these (:func:`xstilts.families.base.collate_view`).
 * ``decode(logits_rows, rows, examples, spec) -> list`` one prediction per example.
 * ``score(predictions, examples, spec, lang) -> dict[str, float]``.
+* ``metric_names(spec) -> tuple[str, ...]``: the keys ``score`` returns for ``spec`` (what a task's
+  ``metrics`` may name; :func:`xstilts.tasks.register` refuses others).
 """
 
 from __future__ import annotations

@@ -51,5 +51,9 @@ def decode(logits_rows, rows, examples, spec):
     return [spec.labels[int(torch.as_tensor(x).argmax())] for x in logits_rows]
 
 
+def metric_names(spec) -> tuple[str, ...]:
+    return ("accuracy",)
+
+
 def score(predictions, examples, spec, lang):
     return {"accuracy": metrics.accuracy(predictions, [e["label"] for e in examples])}

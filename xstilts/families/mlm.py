@@ -79,5 +79,9 @@ def decode(logits_rows, rows, examples, spec):
     raise NotImplementedError("masked LM is a training objective; it has no predictions to decode")
 
 
+def metric_names(spec) -> tuple[str, ...]:
+    return ()  # a training objective: nothing is scored
+
+
 def score(predictions, examples, spec, lang):
     raise NotImplementedError("masked LM is a training objective; it is not scored")

@@ -12,10 +12,17 @@ from torch import nn
 from .. import metrics
 from .base import pad
 
-FEATURIZE_VERSION = 1
+FEATURIZE_VERSION = 2
 
 
 def featurize(examples, tokenizer, spec, max_length, stride=None):
+    """One ``[context + question, choice]`` pair per choice, each fitting ``max_length``.
+
+    Truncation as in transformers' multiple-choice examples, context first: a pair that is too long
+    loses tokens from the end of its context; a choice that does not fit even with no context left
+    is itself cut (its context then empty). Per example, ``truncated_context`` / ``truncated_choice``
+    count the choices so cut (summed per phase by :func:`xstilts.data.truncation_summary`).
+    """
     firsts, seconds, owner = [], [], []
     for i, e in enumerate(examples):
         context = " ".join(x for x in (e.get("context"), e.get("question")) if x)
@@ -23,16 +30,40 @@ def featurize(examples, tokenizer, spec, max_length, stride=None):
             firsts.append(context)
             seconds.append(choice)
             owner.append(i)
-    enc = tokenizer(firsts, seconds, truncation="only_first", max_length=max_length)
+    budget = max_length - tokenizer.num_special_tokens_to_add(pair=True)  # tokens of context + choice
+    n_first, n_second = _lengths(tokenizer, firsts), _lengths(tokenizer, seconds)
+    context_cut = [a > 0 and a + b > budget for a, b in zip(n_first, n_second)]
+    choice_cut = [b > budget for b in n_second]
+    # no room left for one context token: the pair is (empty context, choice), the choice cut if it must be
+    alone = [a > 0 and b >= budget or b > budget for a, b in zip(n_first, n_second)]
+    ids = [None] * len(firsts)
+    for only_choice in (False, True):
+        idx = [j for j, x in enumerate(alone) if x == only_choice]
+        if idx:
+            enc = tokenizer(["" if only_choice else firsts[j] for j in idx], [seconds[j] for j in idx],
+                            truncation="only_second" if only_choice else "only_first", max_length=max_length)
+            for j, x in zip(idx, enc["input_ids"]):
+                ids[j] = x
     choices = [[] for _ in examples]
-    for ids, i in zip(enc["input_ids"], owner):
-        choices[i].append(ids)
+    truncated = {"truncated_context": [0] * len(examples), "truncated_choice": [0] * len(examples)}
+    for j, i in enumerate(owner):
+        choices[i].append(ids[j])
+        truncated["truncated_context"][i] += context_cut[j]
+        truncated["truncated_choice"][i] += choice_cut[j]
     return {
         "choice_ids": choices,
         "input_ids": [[t for ids in c for t in ids] for c in choices],  # for lengths and show-examples
         "label": [int(e.get("label", -100)) for e in examples],
         "example_idx": list(range(len(examples))),
+        **truncated,
     }
+
+
+def _lengths(tokenizer, texts: list[str]) -> list[int]:
+    """Token counts without special tokens (each distinct text tokenized once)."""
+    unique = list(dict.fromkeys(texts))
+    n = dict(zip(unique, map(len, tokenizer(unique, add_special_tokens=False)["input_ids"]))) if unique else {}
+    return [n[t] for t in texts]
 
 
 class ChoiceHead(nn.Module):
@@ -81,6 +112,10 @@ def loss_and_logits(head, hidden, batch):
 
 def decode(logits_rows, rows, examples, spec):
     return [int(torch.as_tensor(x).argmax()) for x in logits_rows]
+
+
+def metric_names(spec) -> tuple[str, ...]:
+    return ("accuracy",)
 
 
 def score(predictions, examples, spec, lang):

@@ -48,6 +48,15 @@ def mean_pool(hidden_states: tuple, attention_mask: torch.Tensor, layer: int) ->
     return (h * m).sum(1) / m.sum(1).clamp(min=1)
 
 
+KIND_METRICS = {"aligned": ("accuracy",), "bucc": ("precision", "recall", "f1", "threshold"),
+                "lareqa": ("map@20",), "mewsli": ("map@20",)}
+
+
+def metric_names(spec) -> tuple[str, ...]:
+    """What :func:`evaluate` returns for the task's retrieval ``kind`` (option; default ``aligned``)."""
+    return KIND_METRICS.get(spec.options.get("kind", "aligned"), ())
+
+
 def evaluate(spec, split: str, lang: str, path_of, embed, *, limit: int | None = None,
              per_example: list | None = None, aligned=None) -> dict[str, float]:
     """Score one language of a retrieval task.

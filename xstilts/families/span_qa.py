@@ -131,6 +131,14 @@ def decode(logits_rows, rows, examples, spec):
     return [text for _, text in best]
 
 
+SQUAD_V2_METRICS = ("exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total", "NoAns_exact", "NoAns_f1",
+                    "NoAns_total")
+
+
+def metric_names(spec) -> tuple[str, ...]:
+    return SQUAD_V2_METRICS if spec.options.get("version_2") else ("exact_match", "f1")
+
+
 def score(predictions, examples, spec, lang):
     preds = {e["id"]: p for e, p in zip(examples, predictions)}
     refs = {e["id"]: list(e["answers"]["text"]) for e in examples}

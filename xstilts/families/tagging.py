@@ -107,6 +107,10 @@ def decode(logits_rows, rows, examples, spec):
     return out
 
 
+def metric_names(spec) -> tuple[str, ...]:
+    return ("f1", "precision", "recall") if spec.options.get("scheme") == "iob2" else ("accuracy", "f1")
+
+
 def score(predictions, examples, spec, lang):
     gold = [e["tags"] for e in examples]
     if spec.options.get("scheme") == "iob2":

@@ -12,11 +12,28 @@ _MIXTURES: dict[str, MixtureSpec] = {}
 
 
 def register(spec: TaskSpec | MixtureSpec, *, replace: bool = False) -> TaskSpec | MixtureSpec:
-    """Add a task or mixture; a duplicate name is an error unless ``replace``."""
+    """Add a task or mixture; a duplicate name is an error unless ``replace``.
+
+    A task whose ``metrics`` name one its family does not compute (for its options) is a
+    :class:`ConfigError`: its primary metric would otherwise never be found.
+    """
     if not replace and (spec.name in _TASKS or spec.name in _MIXTURES):
         raise ValueError(f"task or mixture {spec.name!r} is already registered")
+    if isinstance(spec, TaskSpec):
+        _check_metrics(spec)
     (_MIXTURES if isinstance(spec, MixtureSpec) else _TASKS)[spec.name] = spec
     return spec
+
+
+def _check_metrics(spec: TaskSpec) -> None:
+    from ..families import get_family
+
+    computed = get_family(spec.family).metric_names(spec)
+    unknown = [m for m in spec.metrics if m not in computed]
+    if unknown or not spec.metrics:
+        what = f"metric {', '.join(repr(m) for m in unknown)}" if unknown else "no metric"
+        raise ConfigError(f"task {spec.name!r}: {what} in metrics; the {spec.family} family computes "
+                          f"{', '.join(computed) or 'no metrics'} for it (the first metric listed is its primary one)")
 
 
 def _miss(kind: str, name: str, pool) -> ConfigError:

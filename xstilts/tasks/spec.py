@@ -79,7 +79,8 @@ class TaskSpec:
         format: reader name in :data:`xstilts.data.READERS` (``"jsonl"`` is the
             family-native JSON-lines layout).
         labels: label set (classification, tagging); empty for other families.
-        metrics: metric names; the first is the one used for model selection.
+        metrics: metric names, each one the family computes for this task (checked when it is
+            registered); the first is its primary metric (:attr:`primary_metric`).
         train_task: for a target evaluated zero-shot, the task whose English
             ``train`` split fine-tunes it (None: this task's own English train).
         train_lang: language of the training data (English in the paper).
@@ -114,6 +115,11 @@ class TaskSpec:
     def __post_init__(self):
         if self.family not in FAMILIES:
             raise ValueError(f"task {self.name!r}: family {self.family!r} is not one of {FAMILIES}")
+
+    @property
+    def primary_metric(self) -> str:
+        """The one metric model selection, studies and reports read for this task."""
+        return self.metrics[0]
 
     @property
     def head_name(self) -> str:
