@@ -107,7 +107,7 @@ def expand(grid: GridConfig) -> list[Cell]:
                     raw = merge(grid.base, {"model": model, "intermediate": inter, "mlm": mlm,
                                             "target": {"tasks": [target], "seeds": [seed]}})
                     cfg = validate(raw, f"grid cell {model}/{s.name}/{target}/{seed}")
-                    run_id = hashlib.sha256(json.dumps(cfg.model_dump(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+                    run_id = hashlib.sha256(json.dumps(cfg.identity(), sort_keys=True, default=str).encode()).hexdigest()[:16]
                     cells.append(Cell(run_id, model, s.name, target, seed, cfg))
     return cells
 

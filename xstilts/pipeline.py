@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from accelerate.utils import set_seed
 
-from . import __version__, _quiet_libraries, checkpoint, distributed
+from . import __version__, _quiet_libraries, checkpoint, distributed, progress
 from .checkpoint import write_json_atomic
 from .config import RunConfig, TrainConfig
 from .data import featurized, load_examples, task_file
@@ -36,6 +36,7 @@ from .evaluate import EvalSet, embed, evaluate
 from .families import retrieval
 from .model import MultiTaskModel, add_lora, load_encoder, load_tokenizer, merge_lora
 from .tasks import TaskSpec, expand, get, register
+from .tracking import Trackers, flatten
 from .train import TrainTask, train
 
 
@@ -96,6 +97,7 @@ class Pipeline:
         self.phases: list[PhaseRecord] = []
         register_config_tasks(cfg)
         self._tokenizer = None
+        self.trackers = Trackers([], "", "", {})  # opened by run()
 
     @property
     def tokenizer(self):
@@ -186,7 +188,8 @@ class Pipeline:
     def _encoder_from(self, rec: PhaseRecord | None):
         return load_encoder(str(rec.path / "encoder") if rec else self.cfg.model)
 
-    def _train_phase(self, path: Path, encoder_from, tasks: list[TrainTask], train_cfg, seed, mixture=None):
+    def _train_phase(self, path: Path, encoder_from, tasks: list[TrainTask], train_cfg, seed, mixture=None, *,
+                     desc: str):
         def build():
             set_seed(seed)  # head initialisation depends on the seed, not on what ran before in this process
             encoder = self._encoder_from(encoder_from)
@@ -201,7 +204,7 @@ class Pipeline:
 
         model = build()
         result = train(model, tasks, train_cfg, path / "checkpoints", tokenizer=self.tokenizer, seed=seed,
-                       mixture=mixture, log=lambda m: self.log(f"  {m}"))
+                       mixture=mixture, log=lambda m: self.log(f"  {m}"), desc=desc, track=self.trackers.scoped(desc))
         if distributed.is_main():  # the phase's outputs, written once
             if result.sharded:  # FSDP sharded `model` in place: rank 0 rebuilds it whole from the full checkpoint
                 model = build()
@@ -221,7 +224,8 @@ class Pipeline:
         config = {"files": mlm.files, "train": mlm.train.model_dump(), "model": self.cfg.model}
         spec = self._mlm_spec()
         return self._phase("mlm", config, prev.key if prev else self.cfg.model,
-                           lambda path: self._train_phase(path, prev, [self._mlm_task(mlm.train)], mlm.train, 0))
+                           lambda path: self._train_phase(path, prev, [self._mlm_task(mlm.train)], mlm.train, 0,
+                                                              desc="mlm"))
 
     def _mlm_spec(self) -> TaskSpec:
         return TaskSpec(name="mlm", family="mlm", languages=(), files={})
@@ -251,7 +255,7 @@ class Pipeline:
             tasks = [self._train_task(get(n), inter.train, inter.seed, inter.languages) for n in names]
             if self.cfg.mlm.mode == "mix":
                 tasks.append(self._mlm_task(inter.train))
-            return self._train_phase(path, prev, tasks, inter.train, inter.seed, inter.mixture)
+            return self._train_phase(path, prev, tasks, inter.train, inter.seed, inter.mixture, desc="intermediate")
 
         return self._phase("intermediate", config, prev.key if prev else self.cfg.model, body)
 
@@ -272,7 +276,7 @@ class Pipeline:
             task = self._train_task(train_spec, tcfg, seed, label_spec=spec, split=split)
             own_dev = self._dev(spec, tcfg) if spec is not train_spec and spec.dev_split != split else None
             task.dev = own_dev or task.dev
-            return self._train_phase(path, prev, [task], tcfg, seed)
+            return self._train_phase(path, prev, [task], tcfg, seed, desc=_target_desc(target, seed))
 
         return self._phase("target", config, prev.key if prev else self.cfg.model, body)
 
@@ -321,6 +325,7 @@ class Pipeline:
                 model.to(device)
             rows, per_example = [], {}
             (path / "predictions").mkdir(exist_ok=True)
+            bar = progress.bar(len(langs), f"eval {target}", unit="lang", log=self.log)
             for lang in langs:
                 if spec.family == "retrieval":
                     hits = []
@@ -340,7 +345,9 @@ class Pipeline:
                 for metric, value in scores.items():
                     rows.append({"task": target, "lang": lang, "split": split, "metric": metric,
                                  "value": float(value), "n": len(examples)})
-                self.log(f"  {target} {lang}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+                bar.wrap(self.log)(f"  {target} {lang}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+                bar.update(1)
+            bar.close()
             trained_on_dev = self.cfg.target.train_split == spec.dev_split  # its English dev is training data
             dev = self._english_dev(spec) if model is not None and not trained_on_dev else None
             if dev is not None and not (split == dev.split and dev.lang in langs):
@@ -371,25 +378,59 @@ class Pipeline:
             raise ConfigError("nothing to do: set intermediate.tasks and/or target.tasks")
         for name in cfg.target.tasks + cfg.intermediate.tasks:
             expand(name)  # unknown names fail here, before any training
+        if self.execute and cfg.log_with and distributed.is_main():
+            self.trackers = open_trackers(cfg)
+        try:
+            return self._run()
+        finally:
+            self.trackers.finish()
+
+    def _tracked(self, desc: str, rec: PhaseRecord) -> PhaseRecord:
+        """A reused training phase's recorded curve goes to the trackers too (a trained one logged live)."""
+        if rec.status == "reused":
+            self.trackers.replay(desc, rec.summary.get("history", []))
+        return rec
+
+    def _run(self) -> RunResult:
+        cfg = self.cfg
         prev = None
         if cfg.mlm.mode == "phase":
             if not cfg.mlm.files:
                 raise ConfigError("mlm.mode is 'phase' but mlm.files is empty")
-            prev = self.mlm_phase(prev)
+            prev = self._tracked("mlm", self.mlm_phase(prev))
         if cfg.intermediate.tasks:
-            prev = self.intermediate_phase(prev)
+            prev = self._tracked("intermediate", self.intermediate_phase(prev))
         rows = []
         for target in cfg.target.tasks:
             spec = get(target)
             if spec.family == "retrieval":  # scored straight on the phase-2 encoder
                 rec = self.eval_phase(target, prev, seed=0)
                 rows += [{**r, "seed": None} for r in rec.summary.get("rows", [])]
+                self.trackers.results(target, rec.summary.get("rows", []), step=0)
                 continue
             for seed in cfg.target.seeds:
-                trained = self.target_phase(target, seed, prev)
+                trained = self._tracked(_target_desc(target, seed), self.target_phase(target, seed, prev))
                 rec = self.eval_phase(target, trained, seed)
                 rows += [{**r, "seed": seed} for r in rec.summary.get("rows", [])]
+                self.trackers.results(f"{target}/s{seed}", rec.summary.get("rows", []),
+                                      step=trained.summary.get("steps", 0))
         return RunResult(self.phases, rows)
+
+
+def _target_desc(target: str, seed: int) -> str:
+    return f"target/{target}/s{seed}"
+
+
+def open_trackers(cfg: RunConfig) -> Trackers:
+    """The run's trackers, named by its run id; hyperparameters: the config and every phase's key."""
+    keys = {}
+    for i, p in enumerate(plan(cfg).phases):
+        done = p.path / "config.json"  # a done phase's summary is its results; its config is kept beside them
+        config = json.loads(done.read_text())["config"] if p.status == "done" and done.exists() else p.summary["config"]
+        keys[f"phase.{i:02d}.{p.kind}" + (f".{config['target']}" if "target" in config else "")] = p.key
+    logging_dir = cfg.logging_dir or str(Path(cfg.workdir) / "logs")
+    return Trackers(cfg.log_with, logging_dir, phase_key("run", cfg.identity(), ""),
+                    {**flatten(cfg.model_dump()), **keys})
 
 
 def run(cfg: RunConfig, log=print) -> RunResult:
@@ -422,7 +463,7 @@ def record(store, run_id: str, cfg: RunConfig, result: RunResult, *, setting: st
     if not distributed.is_main():
         return  # under a launcher rank 0 records the run once
     config = cfg.model_dump()
-    store.add_run(run_id, config=config, config_hash=phase_key("run", config, ""), model=cfg.model,
+    store.add_run(run_id, config=config, config_hash=phase_key("run", cfg.identity(), ""), model=cfg.model,
                   setting=setting or setting_label(cfg), target=target or ",".join(cfg.target.tasks),
                   seed=seed if seed is not None else (cfg.target.seeds[0] if len(cfg.target.seeds) == 1 else None))
     for p in result.phases:
