@@ -26,6 +26,9 @@ def _cmd_run(args) -> int:
     reused = sum(p.status == "reused" for p in result.phases)
     print(f"\n{len(result.phases)} phases ({reused} reused from {cfg.workdir}/phases); run {run_id} recorded in "
           f"{cfg.workdir}/results.sqlite")
+    if cfg.selection != "en-dev":
+        print(f"NOT zero-shot: target checkpoints picked on target-language dev sets (selection: {cfg.selection}); "
+              f"recorded as setting {pipeline.setting_label(cfg) + config.selection_mark(cfg.selection)!r}")
     print(format_rows(result.rows))
     return 0
 

@@ -16,6 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 
+NOT_ZERO_SHOT = "not zero-shot"
+
+
+def selection_mark(selection: str) -> str:
+    """The tag a setting's label carries when its checkpoints were picked on target-language dev sets
+    (``selection: target-dev``), so every table and report shows those results are not zero-shot."""
+    return "" if selection == "en-dev" else f" [{selection} selection: {NOT_ZERO_SHOT}]"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

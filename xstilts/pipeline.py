@@ -29,7 +29,7 @@ from accelerate.utils import set_seed
 
 from . import __version__, _quiet_libraries, checkpoint, distributed, progress
 from .checkpoint import write_json_atomic
-from .config import RunConfig, TrainConfig
+from .config import RunConfig, TrainConfig, selection_mark
 from .data import featurized, load_examples, task_file
 from .errors import ConfigError, DataError
 from .evaluate import EvalSet, embed, evaluate
@@ -118,8 +118,8 @@ class Pipeline:
     def _load(self, spec, split, lang, limit=None):
         return load_examples(spec, split, lang, self.cfg.data_dir, limit=limit, skip_invalid=self.cfg.skip_invalid)
 
-    def _dev(self, spec: TaskSpec, train_cfg: TrainConfig, label_spec=None) -> EvalSet | None:
-        lang = spec.train_lang
+    def _dev(self, spec: TaskSpec, train_cfg: TrainConfig, label_spec=None, lang: str | None = None) -> EvalSet | None:
+        lang = lang or spec.train_lang
         if spec.dev_split not in spec.files or not task_file(spec, spec.dev_split, lang, self.cfg.data_dir).exists():
             return None
         examples = self._load(spec, spec.dev_split, lang, train_cfg.dev_limit)
@@ -271,11 +271,15 @@ class Pipeline:
         config = {"target": target, "train": tcfg.model_dump(), "seed": seed, "model": self.cfg.model, "lora": self._lora(),
                   "train_task": train_spec.name, "train_split": split,
                   "data": self._data_identity([target, train_spec.name])}
+        if self.cfg.selection == "target-dev":  # absent at the default, so en-dev phase keys are unchanged
+            config["selection"] = {"rule": "target-dev", "languages": self._target_dev_languages(spec)}
 
         def body(path):
             task = self._train_task(train_spec, tcfg, seed, label_spec=spec, split=split)
             own_dev = self._dev(spec, tcfg) if spec is not train_spec and spec.dev_split != split else None
             task.dev = own_dev or task.dev
+            if self.cfg.selection == "target-dev":  # NOT zero-shot: target-language dev sets pick the checkpoint
+                task.dev = [self._dev(spec, tcfg, lang=lang) for lang in config["selection"]["languages"]]
             return self._train_phase(path, prev, [task], tcfg, seed, desc=_target_desc(target, seed))
 
         return self._phase("target", config, prev.key if prev else self.cfg.model, body)
@@ -290,6 +294,16 @@ class Pipeline:
         if dev is not None:
             dev.split = "dev"
         return dev
+
+    def _target_dev_languages(self, spec: TaskSpec) -> list[str]:
+        """``selection: target-dev``: the evaluation languages other than English that have a dev file."""
+        langs = [x for x in self.cfg.eval.languages or spec.languages if x != spec.train_lang]
+        have = [x for x in langs if spec.dev_split in spec.files
+                and task_file(spec, spec.dev_split, x, self.cfg.data_dir).exists()]
+        if not have:
+            raise ConfigError(f"selection: target-dev, but task {spec.name!r} has no {spec.dev_split!r} file in any "
+                              f"target language ({', '.join(langs) or 'none'}); use selection: en-dev")
+        return have
 
     def _languages(self, spec: TaskSpec, split: str) -> list[str]:
         if self.cfg.eval.languages:
@@ -464,8 +478,10 @@ def record(store, run_id: str, cfg: RunConfig, result: RunResult, *, setting: st
         return  # under a launcher rank 0 records the run once
     config = cfg.model_dump()
     store.add_run(run_id, config=config, config_hash=phase_key("run", cfg.identity(), ""), model=cfg.model,
-                  setting=setting or setting_label(cfg), target=target or ",".join(cfg.target.tasks),
-                  seed=seed if seed is not None else (cfg.target.seeds[0] if len(cfg.target.seeds) == 1 else None))
+                  setting=(setting or setting_label(cfg)) + selection_mark(cfg.selection),
+                  target=target or ",".join(cfg.target.tasks),
+                  seed=seed if seed is not None else (cfg.target.seeds[0] if len(cfg.target.seeds) == 1 else None),
+                  labels={"selection": cfg.selection})
     for p in result.phases:
         t = p.summary.get("timings", {})
         store.add_phase(run_id, p.key, p.kind, status=p.status, config=p.summary.get("config", {}),
