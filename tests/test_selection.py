@@ -101,3 +101,19 @@ def test_target_dev_without_target_language_dev_files_exits_2(tmp_path, tiny_mod
             "(none); use selection: en-dev") in err
     with pytest.raises(config.ConfigError, match=r"selection: Input should be 'en-dev' or 'target-dev'"):
         config.load(None, ["selection=test"])
+
+
+def test_study_pages_of_target_dev_runs_are_labelled(tmp_path):
+    from xstilts import studies
+
+    for selection, labelled in (("target-dev", True), ("en-dev", False)):
+        cfg = studies.load_study("model-scale", update={"base": {"selection": selection,
+                                                                 "workdir": str(tmp_path / selection)}})
+        section = studies.analyze(cfg)  # an empty store: the tables are empty, the labels are there
+        html = studies.section_html(section, studies.section_dir(cfg))
+        md = studies.section_markdown(section, studies.section_dir(cfg), tmp_path)
+        for text in (html, md):
+            assert ("Study: model scale [not zero-shot]" in text) is labelled
+            assert ("Gap per language (x100) [not zero-shot]" in text) is labelled
+            assert ("NOT zero-shot: target checkpoints picked on target-language dev sets (selection: target-dev)"
+                    in text) is labelled
