@@ -68,6 +68,17 @@ def test_tensorboard_holds_loss_lr_dev_and_zero_shot_metrics(tmp_path, tiny_mode
         assert step == 8 and value == pytest.approx(r["value"], rel=1e-6)
     assert {"zero-shot/toy_topic/s0/accuracy/en", "zero-shot/toy_topic/s0/accuracy/de"} <= set(s)
 
+    # the same run again, logged elsewhere: every phase is reused and replays its recorded curve and results
+    again = pipeline.run(_cfg(tmp_path, tiny_model, toy_data, ["log_with=[tensorboard]", f"logging_dir={logs}2"]),
+                         log=lambda m: None)
+    assert [p.status for p in again.phases] == ["reused", "reused"]
+    s2 = _scalars(tmp_path / "tb2" / run_id)
+    assert [step for step, _ in s2["target/toy_topic/s0/loss"]] == list(range(1, 9))
+    assert [v for _, v in s2["target/toy_topic/s0/loss"]] == pytest.approx([h["loss"] for h in history], rel=1e-5)
+    assert [k for k, _ in s2["target/toy_topic/s0/dev"]] == [4, 8]
+    assert "target/toy_topic/s0/lr" not in s2  # not recorded in the phase summary
+    assert s2["zero-shot/toy_topic/s0/accuracy/de"] == s["zero-shot/toy_topic/s0/accuracy/de"]
+
     hp = _hparams(run_dir)
     assert hp["target.train.lr"] == pytest.approx(1e-3) and hp["model"] == str(tiny_model)
     assert hp["target.tasks"] == '["toy_topic"]'
