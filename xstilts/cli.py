@@ -17,7 +17,7 @@ def _cmd_run(args) -> int:
     from .distributed import is_main
 
     cfg = config.load(args.config, args.overrides)
-    result = pipeline.run(cfg)
+    result = pipeline.run(cfg, log=_quiet(args))
     if not is_main():  # under `accelerate launch`: rank 0 records and prints
         return 0
     run_id = pipeline.run_id_for(cfg)
@@ -26,8 +26,19 @@ def _cmd_run(args) -> int:
     reused = sum(p.status == "reused" for p in result.phases)
     print(f"\n{len(result.phases)} phases ({reused} reused from {cfg.workdir}/phases); run {run_id} recorded in "
           f"{cfg.workdir}/results.sqlite")
+    if cfg.selection != "en-dev":
+        print(f"NOT zero-shot: target checkpoints picked on target-language dev sets (selection: {cfg.selection}); "
+              f"recorded as setting {pipeline.setting_label(cfg) + config.selection_mark(cfg.selection)!r}")
     print(format_rows(result.rows))
     return 0
+
+
+def _quiet(args):
+    """``--quiet``: no progress bars or progress lines; returns the log function for a pipeline."""
+    from . import progress
+
+    progress.set_quiet(args.quiet)
+    return (lambda message: None) if args.quiet else print
 
 
 def _cmd_grid(args) -> int:
@@ -38,6 +49,7 @@ def _cmd_grid(args) -> int:
     if args.dry_run:
         print(grid.format_plan(grid.plan(cells)))
         return 0
+    _quiet(args)
     out = grid.run_grid(g, executor=args.executor, address=args.address)
     print(f"{len(out['done'])} cells done, {len(out['failed'])} failed")
     for rid, msg in out["failed"].items():
@@ -256,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the pipeline of a config: [mlm] -> [intermediate] -> target -> zero-shot eval")
     r.add_argument("config", help="YAML config file")
     r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. target.seeds=[0,1,2]")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bars or log lines; only the results")
     r.set_defaults(fn=_cmd_run)
 
     g = sub.add_parser("grid", help="run a grid of models x intermediate settings x targets x seeds")
@@ -264,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dry-run", action="store_true", help="print the plan: phases to train, done, estimated compute")
     g.add_argument("--executor", choices=["local", "ray"], default="local")
     g.add_argument("--address", default=None, help="Ray cluster to join (default: start a local one)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     g.set_defaults(fn=_cmd_grid)
 
     q = sub.add_parser("results", help="query the results store; export CSV or Parquet")

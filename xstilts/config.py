@@ -11,9 +11,18 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
+
+
+NOT_ZERO_SHOT = "not zero-shot"
+
+
+def selection_mark(selection: str) -> str:
+    """The tag a setting's label carries when its checkpoints were picked on target-language dev sets
+    (``selection: target-dev``), so every table and report shows those results are not zero-shot."""
+    return "" if selection == "en-dev" else f" [{selection} selection: {NOT_ZERO_SHOT}]"
 
 
 class _Strict(BaseModel):
@@ -128,6 +137,28 @@ class RunConfig(_Strict):
     target: TargetConfig = Field(default_factory=TargetConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     skip_invalid: bool = Field(False, description="skip malformed records (counted and reported) instead of failing")
+    selection: Literal["en-dev", "target-dev"] = Field(
+        "en-dev", description="which dev set picks the target checkpoint: en-dev (English, the XTREME zero-shot "
+                              "protocol) or target-dev (target-language dev sets: NOT zero-shot, labelled so)")
+    log_with: list[str] = Field(default_factory=list, description="experiment trackers through accelerate: "
+                                                                  "tensorboard, wandb, mlflow, comet_ml, aim, ...")
+    logging_dir: str | None = Field(None, description="the trackers' folder (default <workdir>/logs)")
+
+    @field_validator("log_with")
+    @classmethod
+    def _known_trackers(cls, names: list[str]) -> list[str]:
+        from .tracking import tracker_names
+
+        unknown = [n for n in names if n not in tracker_names()]
+        if unknown:
+            raise ValueError(f"unknown tracker {unknown} (one of {', '.join(tracker_names())})")
+        return names
+
+    def identity(self) -> dict:
+        """The config that names a run (its id): without where it is logged, and without ``selection`` at its
+        default (so run ids from before the setting existed stay the same)."""
+        exclude = {"log_with", "logging_dir"} | ({"selection"} if self.selection == "en-dev" else set())
+        return self.model_dump(exclude=exclude)
 
 
 def _set(tree: dict, dotted: str, value) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import progress
 from .errors import ConfigError, DataError
 from .families import get_family
 from .tasks import TaskSpec
@@ -361,14 +362,17 @@ def _featurized(spec: TaskSpec, examples: list[dict], tokenizer, *, max_length: 
     for d in (tmp, shards_dir):
         shutil.rmtree(d, ignore_errors=True)
     shards = []
+    bar = progress.bar(len(examples), f"featurize {spec.name}", unit="ex", plain=False)  # a terminal only
     for start in range(0, max(len(examples), 1), CHUNK):
         cols = family.featurize(examples[start : start + CHUNK], tokenizer, spec, max_length, stride)
+        bar.update(len(examples[start : start + CHUNK]))
         cols["example_idx"] = [i + start for i in cols["example_idx"]]
         cols["length"] = [len(x) for x in cols["input_ids"]]
         shard_path = shards_dir / f"{len(shards):05d}"
         datasets.Dataset.from_dict(cols).save_to_disk(str(shard_path))
         del cols
         shards.append(datasets.load_from_disk(str(shard_path)))
+    bar.close()
     ds = datasets.concatenate_datasets(shards) if len(shards) > 1 else shards[0]
     ds.save_to_disk(str(tmp))
     del ds, shards

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from . import progress
 from .data import TokenIds, eval_batches
 from .families import get_family
 from .families.base import collate_view, take
@@ -34,11 +35,14 @@ def predict(model, task: str, family: str, rows, tokenizer, batch_size: int = 64
     tok, fam, device = TokenIds.of(tokenizer), get_family(family), _device(model)
     out = [None] * len(rows)
     inputs = collate_view(rows, fam)  # decode-only columns (span QA's offsets) are read once, by evaluate
-    for idx in eval_batches(np.asarray(rows["length"]), batch_size):
-        batch = {k: v.to(device) for k, v in fam.collate(take(inputs, idx), tok).items()}
-        _, logits = model(task, batch)
-        for i, x in zip(idx.tolist(), logits):
-            out[i] = (x.float() if x.is_floating_point() else x).cpu()
+    batches = eval_batches(np.asarray(rows["length"]), batch_size)
+    with progress.bar(len(batches), f"predict {task}", unit="batch", plain=False) as bar:  # a terminal only
+        for idx in batches:
+            batch = {k: v.to(device) for k, v in fam.collate(take(inputs, idx), tok).items()}
+            _, logits = model(task, batch)
+            for i, x in zip(idx.tolist(), logits):
+                out[i] = (x.float() if x.is_floating_point() else x).cpu()
+            bar.update(1)
     return out
 
 

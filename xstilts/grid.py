@@ -309,10 +309,12 @@ def run_grid(grid: GridConfig, *, executor: str = "local", address: str | None =
 
 
 def _run_local(cells, store_path, retries, log) -> dict:
-    from tqdm import tqdm
+    from . import progress
 
     done, failed = [], {}
-    for cell in tqdm(cells, desc="grid", unit="cell", disable=not cells):
+    bar = progress.bar(len(cells), "grid", unit="cell", log=log, show=bool(cells))
+    for cell in cells:
+        bar.update(1)
         for attempt in range(retries + 1):
             try:
                 done.append(run_cell(cell, store_path, log=lambda m: None))
@@ -320,7 +322,8 @@ def _run_local(cells, store_path, retries, log) -> dict:
             except Exception as e:  # noqa: BLE001 - a failed cell is retried, then reported, not fatal to the grid
                 if attempt == retries:
                     failed[cell.run_id] = f"{cell.model}/{cell.setting}/{cell.target}/seed {cell.seed}: {e!r}"
-                    log(f"failed after {retries + 1} attempts: {failed[cell.run_id]}")
+                    bar.wrap(log)(f"failed after {retries + 1} attempts: {failed[cell.run_id]}")
+    bar.close()
     return {"done": done, "failed": failed}
 
 

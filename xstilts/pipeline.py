@@ -27,15 +27,16 @@ import numpy as np
 import torch
 from accelerate.utils import set_seed
 
-from . import __version__, _quiet_libraries, checkpoint, distributed
+from . import __version__, _quiet_libraries, checkpoint, distributed, progress
 from .checkpoint import write_json_atomic
-from .config import RunConfig, TrainConfig
+from .config import RunConfig, TrainConfig, selection_mark
 from .data import available, featurized, load_aligned, load_examples, task_file, truncation_summary
 from .errors import ConfigError, DataError
 from .evaluate import EvalSet, embed, evaluate
 from .families import retrieval
 from .model import MultiTaskModel, add_lora, load_encoder, load_tokenizer, merge_lora
 from .tasks import TaskSpec, expand, get, register
+from .tracking import Trackers, flatten
 from .train import TrainTask, train
 
 
@@ -65,7 +66,7 @@ def phase_key(kind: str, config: dict, input_key: str) -> str:
 def run_id_for(cfg: RunConfig) -> str:
     """The id of a run: a hash of its resolved config, so ``xstilts run`` and a grid cell of the same config
     are the same run (recorded once, its rows replaced on a rerun). Also the run's ``config_hash``."""
-    blob = json.dumps(cfg.model_dump(), sort_keys=True, default=str)
+    blob = json.dumps(cfg.identity(), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -105,6 +106,7 @@ class Pipeline:
         self.phases: list[PhaseRecord] = []
         register_config_tasks(cfg)
         self._tokenizer = None
+        self.trackers = Trackers([], "", "", {})  # opened by run()
 
     @property
     def tokenizer(self):
@@ -132,8 +134,8 @@ class Pipeline:
     def _load(self, spec, split, lang, limit=None):
         return load_examples(spec, split, lang, self.cfg.data_dir, limit=limit, skip_invalid=self.cfg.skip_invalid)
 
-    def _dev(self, spec: TaskSpec, train_cfg: TrainConfig, label_spec=None) -> EvalSet | None:
-        lang = spec.train_lang
+    def _dev(self, spec: TaskSpec, train_cfg: TrainConfig, label_spec=None, lang: str | None = None) -> EvalSet | None:
+        lang = lang or spec.train_lang
         if not available(spec, spec.dev_split, lang, self.cfg.data_dir):
             return None
         examples = self._load(spec, spec.dev_split, lang, train_cfg.dev_limit)
@@ -208,7 +210,8 @@ class Pipeline:
     def _encoder_from(self, rec: PhaseRecord | None):
         return load_encoder(str(rec.path / "encoder") if rec else self.cfg.model)
 
-    def _train_phase(self, path: Path, encoder_from, tasks: list[TrainTask], train_cfg, seed, mixture=None):
+    def _train_phase(self, path: Path, encoder_from, tasks: list[TrainTask], train_cfg, seed, mixture=None, *,
+                     desc: str):
         def build():
             set_seed(seed)  # head initialisation depends on the seed, not on what ran before in this process
             encoder = self._encoder_from(encoder_from)
@@ -223,7 +226,7 @@ class Pipeline:
 
         model = build()
         result = train(model, tasks, train_cfg, path / "checkpoints", tokenizer=self.tokenizer, seed=seed,
-                       mixture=mixture, log=lambda m: self.log(f"  {m}"))
+                       mixture=mixture, log=lambda m: self.log(f"  {m}"), desc=desc, track=self.trackers.scoped(desc))
         if distributed.is_main():  # the phase's outputs, written once
             if result.sharded:  # FSDP sharded `model` in place: rank 0 rebuilds it whole from the full checkpoint
                 model = build()
@@ -254,7 +257,8 @@ class Pipeline:
         config = {"files": mlm.files, "train": mlm.train.model_dump(), "model": self.cfg.model}
         spec = self._mlm_spec()
         return self._phase("mlm", config, prev.key if prev else self.cfg.model,
-                           lambda path: self._train_phase(path, prev, [self._mlm_task(mlm.train)], mlm.train, 0))
+                           lambda path: self._train_phase(path, prev, [self._mlm_task(mlm.train)], mlm.train, 0,
+                                                              desc="mlm"))
 
     def _mlm_spec(self) -> TaskSpec:
         return TaskSpec(name="mlm", family="mlm", languages=(), files={})
@@ -284,7 +288,7 @@ class Pipeline:
             tasks = [self._train_task(get(n), inter.train, inter.seed, inter.languages) for n in names]
             if self.cfg.mlm.mode == "mix":
                 tasks.append(self._mlm_task(inter.train))
-            return self._train_phase(path, prev, tasks, inter.train, inter.seed, inter.mixture)
+            return self._train_phase(path, prev, tasks, inter.train, inter.seed, inter.mixture, desc="intermediate")
 
         return self._phase("intermediate", config, prev.key if prev else self.cfg.model, body)
 
@@ -300,12 +304,16 @@ class Pipeline:
         config = {"target": target, "train": tcfg.model_dump(), "seed": seed, "model": self.cfg.model, "lora": self._lora(),
                   "train_task": train_spec.name, "train_split": split,
                   "data": self._data_identity([target, train_spec.name])}
+        if self.cfg.selection == "target-dev":  # absent at the default, so en-dev phase keys are unchanged
+            config["selection"] = {"rule": "target-dev", "languages": self._target_dev_languages(spec)}
 
         def body(path):
             task = self._train_task(train_spec, tcfg, seed, label_spec=spec, split=split)
             own_dev = self._dev(spec, tcfg) if spec is not train_spec and spec.dev_split != split else None
             task.dev = own_dev or task.dev
-            return self._train_phase(path, prev, [task], tcfg, seed)
+            if self.cfg.selection == "target-dev":  # NOT zero-shot: target-language dev sets pick the checkpoint
+                task.dev = [self._dev(spec, tcfg, lang=lang) for lang in config["selection"]["languages"]]
+            return self._train_phase(path, prev, [task], tcfg, seed, desc=_target_desc(target, seed))
 
         rec = self._phase("target", config, prev.key if prev else self.cfg.model, body)
         rec.seed = seed
@@ -321,6 +329,16 @@ class Pipeline:
         if dev is not None:
             dev.split = "dev"
         return dev
+
+    def _target_dev_languages(self, spec: TaskSpec) -> list[str]:
+        """``selection: target-dev``: the evaluation languages other than English that have a dev file."""
+        langs = [x for x in self.cfg.eval.languages or spec.languages if x != spec.train_lang]
+        have = [x for x in langs if spec.dev_split in spec.files
+                and task_file(spec, spec.dev_split, x, self.cfg.data_dir).exists()]
+        if not have:
+            raise ConfigError(f"selection: target-dev, but task {spec.name!r} has no {spec.dev_split!r} file in any "
+                              f"target language ({', '.join(langs) or 'none'}); use selection: en-dev")
+        return have
 
     def _languages(self, spec: TaskSpec, split: str) -> list[str]:
         if self.cfg.eval.languages:
@@ -357,6 +375,7 @@ class Pipeline:
                 model.to(device)
             rows, per_example, truncated = [], {}, {}
             (path / "predictions").mkdir(exist_ok=True)
+            bar = progress.bar(len(langs), f"eval {target}", unit="lang", log=self.log)
             for lang in langs:
                 if spec.family == "retrieval":
                     hits = []
@@ -378,7 +397,9 @@ class Pipeline:
                 for metric, value in scores.items():
                     rows.append({"task": target, "lang": lang, "split": split, "metric": metric,
                                  "value": float(value), "n": len(examples)})
-                self.log(f"  {target} {lang}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+                bar.wrap(self.log)(f"  {target} {lang}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+                bar.update(1)
+            bar.close()
             trained_on_dev = self.cfg.target.train_split == spec.dev_split  # its English dev is training data
             dev = self._english_dev(spec) if model is not None and not trained_on_dev else None
             if dev is not None and not (split == dev.split and dev.lang in langs):
@@ -413,25 +434,59 @@ class Pipeline:
             raise ConfigError("nothing to do: set intermediate.tasks and/or target.tasks")
         for name in cfg.target.tasks + cfg.intermediate.tasks:
             expand(name)  # unknown names fail here, before any training
+        if self.execute and cfg.log_with and distributed.is_main():
+            self.trackers = open_trackers(cfg)
+        try:
+            return self._run()
+        finally:
+            self.trackers.finish()
+
+    def _tracked(self, desc: str, rec: PhaseRecord) -> PhaseRecord:
+        """A reused training phase's recorded curve goes to the trackers too (a trained one logged live)."""
+        if rec.status == "reused":
+            self.trackers.replay(desc, rec.summary.get("history", []))
+        return rec
+
+    def _run(self) -> RunResult:
+        cfg = self.cfg
         prev = None
         if cfg.mlm.mode == "phase":
             if not cfg.mlm.files:
                 raise ConfigError("mlm.mode is 'phase' but mlm.files is empty")
-            prev = self.mlm_phase(prev)
+            prev = self._tracked("mlm", self.mlm_phase(prev))
         if cfg.intermediate.tasks:
-            prev = self.intermediate_phase(prev)
+            prev = self._tracked("intermediate", self.intermediate_phase(prev))
         rows = []
         for target in cfg.target.tasks:
             spec = get(target)
             if spec.family == "retrieval":  # scored straight on the phase-2 encoder
                 rec = self.eval_phase(target, prev, seed=None)
                 rows += [{**r, "seed": None} for r in rec.summary.get("rows", [])]
+                self.trackers.results(target, rec.summary.get("rows", []), step=0)
                 continue
             for seed in cfg.target.seeds:
-                trained = self.target_phase(target, seed, prev)
+                trained = self._tracked(_target_desc(target, seed), self.target_phase(target, seed, prev))
                 rec = self.eval_phase(target, trained, seed)
                 rows += [{**r, "seed": seed} for r in rec.summary.get("rows", [])]
+                self.trackers.results(f"{target}/s{seed}", rec.summary.get("rows", []),
+                                      step=trained.summary.get("steps", 0))
         return RunResult(self.phases, rows)
+
+
+def _target_desc(target: str, seed: int) -> str:
+    return f"target/{target}/s{seed}"
+
+
+def open_trackers(cfg: RunConfig) -> Trackers:
+    """The run's trackers, named by its run id; hyperparameters: the config and every phase's key."""
+    keys = {}
+    for i, p in enumerate(plan(cfg).phases):
+        done = p.path / "config.json"  # a done phase's summary is its results; its config is kept beside them
+        config = json.loads(done.read_text())["config"] if p.status == "done" and done.exists() else p.summary["config"]
+        keys[f"phase.{i:02d}.{p.kind}" + (f".{config['target']}" if "target" in config else "")] = p.key
+    logging_dir = cfg.logging_dir or str(Path(cfg.workdir) / "logs")
+    return Trackers(cfg.log_with, logging_dir, phase_key("run", cfg.identity(), ""),
+                    {**flatten(cfg.model_dump()), **keys})
 
 
 def run(cfg: RunConfig, log=print) -> RunResult:
@@ -465,8 +520,10 @@ def record(store, run_id: str, cfg: RunConfig, result: RunResult, *, setting: st
         return  # under a launcher rank 0 records the run once
     config = cfg.model_dump()
     store.add_run(run_id, config=config, config_hash=run_id_for(cfg), model=cfg.model,
-                  setting=setting or setting_label(cfg), target=target or ",".join(cfg.target.tasks),
-                  seed=seed if seed is not None else (cfg.target.seeds[0] if len(cfg.target.seeds) == 1 else None))
+                  setting=(setting or setting_label(cfg)) + selection_mark(cfg.selection),
+                  target=target or ",".join(cfg.target.tasks),
+                  seed=seed if seed is not None else (cfg.target.seeds[0] if len(cfg.target.seeds) == 1 else None),
+                  labels={"selection": cfg.selection})
     for p in result.phases:
         t = p.summary.get("timings", {})
         store.add_phase(run_id, p.key, p.kind, status=p.status, config=p.config, seed=p.seed,

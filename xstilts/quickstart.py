@@ -286,7 +286,7 @@ def run_experiment(exp: Experiment, log=print) -> tuple[list[dict], list]:
             log(f"[{_clock(time.perf_counter() - t0)}] ({k}/{total}) {arm:<12} seed {seed}")
             pipe = Pipeline(one, log=lambda m, w=one.workdir: _phase_line(log, m, w))
             result = pipe.run()
-            record(store, phase_key("run", one.model_dump(), ""), one, result)
+            record(store, phase_key("run", one.identity(), ""), one, result)
             _prune_checkpoints(result.phases)
             phases += result.phases
             rows += [{**r, "arm": arm} for r in result.rows]

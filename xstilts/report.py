@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .config import NOT_ZERO_SHOT, selection_mark
 from .metrics import QA_TASKS, xtreme_score
 from .store import NO_SEED  # seed of seedless runs (retrieval scored on the encoder) inside frames
 
@@ -267,6 +268,8 @@ def summarize(store, *, baseline: str = "none", selection: str = "en-dev",
         raise ValueError(f"the store holds results of {len(models)} models ({', '.join(models)}); pass model=")
     mf = mf[mf["target"].notna() & (mf["task"] == mf["target"])].copy()
     mf["seed"] = mf["seed"].fillna(NO_SEED).astype(int)
+    if baseline not in set(mf["setting"]) and baseline + selection_mark("target-dev") in set(mf["setting"]):
+        baseline += selection_mark("target-dev")  # every run of the store selected on target-language dev
     settings = _settings_order(mf["setting"], baseline)
     targets = sorted(mf["target"].unique())
     if targets and baseline not in settings:
@@ -358,7 +361,21 @@ def summarize(store, *, baseline: str = "none", selection: str = "en-dev",
         "method": _method_text(baseline, selection, n_resamples, bootstrap_seed, alpha, ddof),
         "provenance": _provenance(store, mf),
         "notes": notes,
+        "not_zero_shot": _not_zero_shot(settings, selection),
     }
+
+
+def _not_zero_shot(settings, selection: str) -> list[str]:
+    """The report's warnings: which numbers used target-language dev data (so are not zero-shot)."""
+    out = []
+    marked = [s for s in settings if NOT_ZERO_SHOT in s]
+    if marked:
+        out.append(f"NOT zero-shot: {', '.join(marked)}: target checkpoints picked on target-language dev sets "
+                   "(selection: target-dev), not on English dev as the XTREME zero-shot protocol does.")
+    if selection == "target-dev":
+        out.append("NOT zero-shot: the selection tables pick each target's intermediate setting by its "
+                   "target-language dev scores (report --selection target-dev).")
+    return out
 
 
 def _isna(x) -> bool:
@@ -672,6 +689,7 @@ table{border-collapse:collapse;margin:8px 0 20px}th,td{border:1px solid #ccc;pad
 vertical-align:top}th{background:#f2f2f2}td:first-child,th:first-child,td.text{text-align:left}
 .delta{color:#555;font-size:.88em}.sig{color:#0a5;font-weight:600}.neg.sig{color:#c22}
 .note{color:#555;font-size:.9em}img{max-width:100%;border:1px solid #eee}
+.warn{color:#a40;border-left:4px solid #a40;padding:4px 10px;background:#fff6ee}
 """
 
 
@@ -815,7 +833,7 @@ def _sections(summary) -> list[tuple[str, list[str], list[list[str]]]]:
     """(heading, header, rows) of every secondary table."""
     out = [("Significance (paired bootstrap)", SIG_HEADER, _significance_rows(summary))]
     out.append(("XTREME / XTREME-R scores", BENCH_HEADER, _benchmark_rows(summary)))
-    rule = summary["selection"]["rule"]
+    rule = summary["selection"]["rule"] + ("" if summary["selection"]["rule"] == "en-dev" else f", {NOT_ZERO_SHOT}")
     out.append((f"Selection ({rule}) per target", SEL_HEADER, _selection_rows(summary)))
     out.append((f"Selection ({rule}): benchmark score vs baseline", SEL_BENCH_HEADER,
                 _selection_bench_rows(summary)))
@@ -827,7 +845,8 @@ def _sections(summary) -> list[tuple[str, list[str], list[list[str]]]]:
 
 
 def _render_md(title, summary, sections, plots, out_dir, studies=()) -> str:
-    lines = [f"# {title}", "", f"Baseline: `{summary['baseline']}`. Scores x100.", "", "## Main table", "",
+    lines = [f"# {title}", ""] + [f"> **{w}**\n" for w in summary["not_zero_shot"]]
+    lines += [f"Baseline: `{summary['baseline']}`. Scores x100.", "", "## Main table", "",
              _md_main_table(summary) if summary["table"] else "(no results)", ""]
     for heading, header, rows in sections:
         lines += [f"## {heading}", "", md_table(header, rows) if rows else "(none)", ""]
@@ -850,6 +869,7 @@ def _render_html(title, summary, sections, plots, studies=()) -> str:
     e = html.escape
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style>"
              f"</head><body><h1>{e(title)}</h1>",
+             *[f"<p class='warn'><strong>{e(w)}</strong></p>" for w in summary["not_zero_shot"]],
              f"<p>Baseline: <code>{e(summary['baseline'])}</code>. Scores x100; † = significant.</p>",
              "<h2>Main table</h2>", _html_main_table(summary) if summary["table"] else "<p>(no results)</p>"]
     for heading, header, rows in sections:

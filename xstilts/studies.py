@@ -895,11 +895,27 @@ def analyze(cfg: StudyConfig, store=None) -> dict:
     if not _is_main_process():
         return section  # under accelerate launch rank 0 alone analyses (plots, latency timings) and writes
     fn(cfg, store, cells, section, out_dir)
+    _label_selection(section, cells)
     done = store.done_runs()
     missing = [c for c in cells if c.target and c.run_id not in done]
     if missing:
         section["notes"].append(f"{len(missing)} of {len(cells)} cells have no results yet (run the study again)")
     return section
+
+
+def _label_selection(section: dict, cells: list[Cell]) -> None:
+    """A study whose runs pick target checkpoints on target-language dev sets says so in its title, every
+    table caption and its first note: those numbers are not zero-shot."""
+    from .config import NOT_ZERO_SHOT
+
+    rules = sorted({c.cfg.selection for c in cells} - {"en-dev"})
+    if not rules:
+        return
+    section["title"] += f" [{NOT_ZERO_SHOT}]"
+    for t in section["tables"]:
+        t["caption"] += f" [{NOT_ZERO_SHOT}]"
+    section["notes"].insert(0, f"NOT zero-shot: target checkpoints picked on target-language dev sets "
+                               f"(selection: {', '.join(rules)}), not on English dev as the XTREME protocol does.")
 
 
 def _gap_estimates(cfg, scores, idx, model, setting, target):

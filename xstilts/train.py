@@ -32,7 +32,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
 from transformers import get_linear_schedule_with_warmup
 
-from . import active_rows, checkpoint, distributed
+from . import active_rows, checkpoint, distributed, progress
 from .config import MixtureConfig, TrainConfig
 from .data import TokenIds, length_grouped_batches, mixture_probabilities
 from .families import get_family
@@ -106,11 +106,17 @@ class _Stream:
 
 
 def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tokenizer,
-          seed: int = 0, mixture: MixtureConfig | None = None, log=print) -> TrainResult:
+          seed: int = 0, mixture: MixtureConfig | None = None, log=print, desc: str = "train",
+          track=None) -> TrainResult:
     """Train ``model`` on ``tasks`` and leave the best (or last) weights in it.
 
     Checkpoints go to ``out_dir/last`` and ``out_dir/best``; if ``out_dir/last``
     exists the run resumes from it.
+
+    Args:
+        desc: the progress bar's label (:mod:`xstilts.progress`).
+        track: ``track(values, step)`` receives each step's loss and lr and each dev score
+            (:class:`xstilts.tracking.Trackers`); rank 0 only.
     """
     out_dir = Path(out_dir)
     distributed.state()  # under a launcher: the process group, with xstilts' timeout, before the Accelerator
@@ -173,10 +179,13 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
             state = checkpoint.load_prepared(out_dir / "last", accelerator, model, optimizer, scheduler)
         log(f"resumed from {out_dir / 'last'} at step {state['step']}/{total_steps}")
 
-    dev_sets = [t.dev for t in tasks if t.dev is not None]
+    dev_sets = [d for t in tasks for d in (t.dev if isinstance(t.dev, list) else [t.dev]) if d is not None]
+    track = track if track is not None and accelerator.is_main_process else (lambda values, step: None)
     t0 = time.perf_counter()
     model.train()
     step = state["step"]
+    bar = progress.bar(total_steps, desc, unit="step", initial=step, log=log, show=accelerator.is_main_process)
+    log = bar.wrap(log)
     digest, own_batches = hashlib.sha256(), 0  # several processes: what this rank trained on
     while step < total_steps:
         # One optimizer step: grad_accum micro-batches, each from a task drawn for (seed, step, micro).
@@ -223,6 +232,9 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
         step += 1
         state["step"] = step
         state["history"].append({"step": step, "loss": round(loss_sum, 6)})
+        lr = scheduler.get_last_lr()[0]
+        bar.update(1, examples=examples, loss=loss_sum, lr=lr)
+        track({"loss": loss_sum, "lr": lr}, step)
 
         if step % cfg.eval_every == 0 or step == total_steps:
             state["train_s"] += time.perf_counter() - t0  # training time excludes evaluation and checkpointing
@@ -230,6 +242,7 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
             if dev_sets:
                 score = float(np.mean([_dev_score(accelerator, model, d, tokenizer) for d in dev_sets]))
                 state["history"][-1]["dev"] = score
+                track({"dev": score}, step)
                 log(f"step {step}/{total_steps} loss {loss_sum:.4f} dev {score:.4f}")
                 if state["best"] is None or score > state["best"]:
                     state["best"], state["bad_evals"] = score, 0
@@ -249,6 +262,7 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
 
     if rows_table is not None:
         rows_table.finish()
+    bar.close()
     if accelerator.is_main_process:
         checkpoint.recover(out_dir / "best")
     accelerator.wait_for_everyone()
