@@ -161,8 +161,10 @@ def _owner_of(model: nn.Module, target: nn.Module) -> tuple[nn.Module, str]:
     raise ValueError("the word-embedding module is not part of the model")
 
 
-def choose(model, tasks, cfg, *, processes: int = 1, sharded: bool = False, collect=token_ids) -> tuple[Choice, np.ndarray | None]:
-    """The path for this phase's word embeddings, and (active rows) the ids its training data uses."""
+def choose(model, tasks, cfg, *, pad_id: int | None = None, processes: int = 1, sharded: bool = False,
+           collect=token_ids) -> tuple[Choice, np.ndarray | None]:
+    """The path for this phase's word embeddings, and (active rows) the ids its training data uses: those of its
+    featurized rows, plus ``pad_id`` (what collate pads with; default: the model config's)."""
     from .families import get_family
 
     encoder = model.encoder
@@ -186,7 +188,7 @@ def choose(model, tasks, cfg, *, processes: int = 1, sharded: bool = False, coll
     for t in tasks:
         columns = [c for c in get_family(t.spec.family).COLLATE_COLUMNS if c in TOKEN_COLUMNS]
         parts.append(collect(t.rows, columns))
-    pad = getattr(encoder.config, "pad_token_id", None)
+    pad = pad_id if pad_id is not None else getattr(encoder.config, "pad_token_id", None)
     ids = np.unique(np.concatenate(parts + ([np.array([pad])] if pad is not None else [])))
     if len(ids) and (ids[0] < 0 or ids[-1] >= vocab):
         raise ConfigError(f"training data holds token ids outside the model's vocabulary ({vocab:,} rows): "
@@ -196,9 +198,10 @@ def choose(model, tasks, cfg, *, processes: int = 1, sharded: bool = False, coll
     return Choice("active-rows", vocab, active_rows=len(ids)), ids
 
 
-def install(model, tasks, cfg, *, processes: int = 1, sharded: bool = False) -> tuple[Choice, ActiveRows | None]:
-    """Decide the path (:func:`choose`) and, for active rows, swap the compact table into ``model``."""
-    choice, ids = choose(model, tasks, cfg, processes=processes, sharded=sharded)
+def install(model, tasks, cfg, **kw) -> tuple[Choice, ActiveRows | None]:
+    """Decide the path (:func:`choose`, which takes ``kw``) and, for active rows, swap the compact table into
+    ``model``."""
+    choice, ids = choose(model, tasks, cfg, **kw)
     if ids is None:
         return choice, None
     return choice, ActiveRows(model, model.encoder.get_input_embeddings(), ids)

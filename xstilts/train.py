@@ -149,8 +149,8 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
     if not fsdp2:
         model = accelerator.prepare(model)
     # exact active-row training of the word-embedding table where the loss reads only the data's rows
-    embedding, rows_table = active_rows.install(accelerator.unwrap_model(model), tasks, cfg, processes=world,
-                                                sharded=fsdp or fsdp2)
+    embedding, rows_table = active_rows.install(accelerator.unwrap_model(model), tasks, cfg, pad_id=tok.pad_id,
+                                                processes=world, sharded=fsdp or fsdp2)
     log(embedding.describe())
     params = [(n, p_) for n, p_ in model.named_parameters() if p_.requires_grad]
     no_decay = lambda n: n.endswith("bias") or "norm" in n.lower()  # noqa: E731
