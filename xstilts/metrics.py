@@ -596,6 +596,11 @@ def _as_matrix(emb: Any, name: str) -> np.ndarray:
     return arr
 
 
+def _f32_copy(emb: Any, name: str) -> np.ndarray:
+    """A C-contiguous float32 copy of a validated embedding matrix (faiss normalises in place)."""
+    return np.array(_as_matrix(emb, name), dtype=np.float32, order="C", copy=True)
+
+
 def _l2_normalize(emb: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalisation of a float32 copy (zero rows stay zero)."""
     norms = np.linalg.norm(emb, axis=1, keepdims=True)
@@ -741,8 +746,8 @@ def bucc_mine(
         raise XstiltsError(f"bucc_mine: k must be >= 1, got {k}")
     if (src_texts is None) != (tgt_texts is None):
         raise XstiltsError("bucc_mine: give both src_texts and tgt_texts, or neither")
-    x = np.array(_as_matrix(src_emb, "bucc_mine src_emb"), dtype=np.float32, order="C", copy=True)
-    y = np.array(_as_matrix(tgt_emb, "bucc_mine tgt_emb"), dtype=np.float32, order="C", copy=True)
+    x = _f32_copy(src_emb, "bucc_mine src_emb")
+    y = _f32_copy(tgt_emb, "bucc_mine tgt_emb")
     _check_same_dim(x, y, "bucc_mine")
     if len(src_ids) != x.shape[0] or len(tgt_ids) != y.shape[0]:
         raise XstiltsError(
@@ -920,8 +925,8 @@ def tatoeba_predictions(src_emb: Any, tgt_emb: Any, direction: str = "tgt2src") 
     """
     import faiss
 
-    x = np.array(_as_matrix(src_emb, "tatoeba src_emb"), dtype=np.float32, order="C", copy=True)
-    y = np.array(_as_matrix(tgt_emb, "tatoeba tgt_emb"), dtype=np.float32, order="C", copy=True)
+    x = _f32_copy(src_emb, "tatoeba src_emb")
+    y = _f32_copy(tgt_emb, "tatoeba tgt_emb")
     _check_same_dim(x, y, "tatoeba")
     if x.shape[0] != y.shape[0]:
         raise XstiltsError(f"tatoeba: {x.shape[0]} source vs {y.shape[0]} target sentences")
@@ -973,32 +978,22 @@ def retrieval_rankings(query_emb: Any, cand_emb: Any, k: int) -> np.ndarray:
 
 
 def lareqa_rankings(query_emb: Any, cand_emb: Any, k: int = 20, normalize: bool = True) -> np.ndarray:
-    """Top-``k`` candidates per question exactly as XTREME-R's LAReQA evaluation ranks them.
+    """:func:`retrieval_rankings` computed exactly as XTREME-R's LAReQA evaluation ranks.
 
     ``utils_lareqa.mean_avg_prec_at_k`` scores each question by
-    ``np.expand_dims(q, 0).dot(C.T)`` and ranks with ``scores.argsort()[::-1]``:
-    exactly tied candidates come highest index first (the reverse of
-    :func:`retrieval_rankings`' faiss order). The same calls are made here.
-
-    Args:
-        query_emb: ``(n_q, d)`` question embeddings.
-        cand_emb: ``(n_c, d)`` candidate (answer sentence) embeddings.
-        k: cutoff (20 in XTREME-R).
-        normalize: L2-normalise both sides first (``faiss.normalize_L2``), i.e.
-            rank by cosine; the official code uses its encoders' outputs as given.
-
-    Returns:
-        ``(n_q, min(k, n_c))`` int64 array of candidate indices, best first.
-
-    Raises:
-        XstiltsError: on bad shapes or ``k < 1``.
+    ``np.expand_dims(q, 0).dot(C.T)`` and ranks with ``scores.argsort()[::-1]``
+    (exactly tied candidates: highest index first). The same calls are made
+    here, so near-ties also order as there. ``normalize``: L2-normalise both
+    sides first (``faiss.normalize_L2``, i.e. rank by cosine); the official
+    code ranks its encoders' outputs as given. Returns and raises as
+    :func:`retrieval_rankings`.
     """
     import faiss
 
     if k < 1:
         raise XstiltsError(f"lareqa_rankings: k must be >= 1, got {k}")
-    q = np.array(_as_matrix(query_emb, "lareqa_rankings query_emb"), dtype=np.float32, order="C", copy=True)
-    c = np.array(_as_matrix(cand_emb, "lareqa_rankings cand_emb"), dtype=np.float32, order="C", copy=True)
+    q = _f32_copy(query_emb, "lareqa_rankings query_emb")
+    c = _f32_copy(cand_emb, "lareqa_rankings cand_emb")
     _check_same_dim(q, c, "lareqa_rankings")
     if normalize:
         faiss.normalize_L2(q)
