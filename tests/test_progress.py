@@ -104,3 +104,4 @@ def test_quiet_run_prints_only_the_results(tmp_path, tiny_model, toy_data, capsy
     out = capsys.readouterr()
     assert "step" not in out.out + out.err and "[target]" not in out.out
     assert "toy_topic" in out.out and "recorded in" in out.out
+    assert not progress.is_quiet()  # --quiet does not outlive the command
