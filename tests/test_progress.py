@@ -21,7 +21,8 @@ from xstilts import cli, progress
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_plain_lines_every_five_percent_with_the_postfix_fields():
+def test_plain_lines_every_five_percent_with_the_postfix_fields(monkeypatch):
+    monkeypatch.setattr(progress, "PLAIN_MIN_S", 0.0)  # no minimum time between lines (10 s by default)
     lines = []
     bar = progress.bar(100, "target/x/s0", unit="step", log=lines.append)  # pytest's stderr is not a terminal
     for k in range(1, 101):
@@ -58,7 +59,16 @@ def _env():
     return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "COLUMNS": "120"}
 
 
-def test_run_with_output_to_a_file_has_plain_lines(tmp_path, tiny_model, toy_data):
+def test_plain_lines_wait_at_least_the_minimum_time_except_the_last():
+    lines = []
+    bar = progress.bar(100, "x", unit="step", log=lines.append)
+    for _ in range(100):
+        bar.update(1)
+    assert [x.split(",")[0] for x in lines] == ["x: step 100/100"]  # a fast phase: only its last line
+
+
+def test_run_with_output_to_a_file_has_plain_lines(tmp_path, tiny_model, toy_data, monkeypatch):
+    monkeypatch.setattr(progress, "PLAIN_MIN_S", 0.0)
     # stdout and stderr to a file, as `xstilts run cfg.yaml > run.log 2>&1` does
     log = tmp_path / "run.log"
     with open(log, "w") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
@@ -104,3 +114,4 @@ def test_quiet_run_prints_only_the_results(tmp_path, tiny_model, toy_data, capsy
     out = capsys.readouterr()
     assert "step" not in out.out + out.err and "[target]" not in out.out
     assert "toy_topic" in out.out and "recorded in" in out.out
+    assert not progress.is_quiet()  # --quiet does not outlive the command

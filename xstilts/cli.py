@@ -395,6 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("xstilts: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        from .progress import set_quiet
+
+        set_quiet(False)  # --quiet is one command's (main() may be called again in the same process)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@
 
 On a terminal (stderr is a tty) the bar shows steps, loss, learning rate, examples/s and tqdm's rate and
 ETA. When stderr is a file or a pipe, a plain line with the same numbers is logged every ~5% of the phase
-(and at least every :data:`PLAIN_EVERY_S` seconds), so a log file holds no carriage returns or ANSI
-codes. ``plain=False`` bars (featurizing, per-batch evaluation) show on a terminal only.
+(and at least every :data:`PLAIN_EVERY_S` seconds), no sooner than :data:`PLAIN_MIN_S` seconds after the
+previous one (a short phase logs little), and at the phase's end; a log file holds no carriage returns or
+ANSI codes. ``plain=False`` bars (featurizing, per-batch evaluation) show on a terminal only.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from contextlib import nullcontext
 
 from tqdm import tqdm
 
-PLAIN_EVERY_S = 30.0
+PLAIN_EVERY_S = 60.0
+PLAIN_MIN_S = 10.0
 _quiet = False
 
 
@@ -74,14 +76,16 @@ class Bar:
             self._tqdm.set_postfix({k: (f"{v:.2e}" if k == "lr" else f"{v:.4g}" if isinstance(v, float) else v)
                                     for k, v in fields.items()}, refresh=False)
             self._tqdm.update(n)
-        elif self._plain and (self.n >= self._next_line or self.n >= self.total
-                              or time.perf_counter() - self._last_line >= PLAIN_EVERY_S):
+        elif self._plain and (self.n >= self.total or self._due(time.perf_counter() - self._last_line)):
             done = self.n - self._initial
             eta = elapsed / done * (self.total - self.n) if done > 0 else 0.0
             parts = [f"{self.desc}: {self.unit} {self.n}/{self.total}"] + [_fmt(k, v) for k, v in fields.items()]
             self.log(", ".join(parts) + f", elapsed {_hms(elapsed)}, ETA {_hms(eta)}")
             self._last_line = time.perf_counter()
             self._next_line = (self.n // self._every + 1) * self._every
+
+    def _due(self, since_last: float) -> bool:
+        return since_last >= PLAIN_MIN_S and (self.n >= self._next_line or since_last >= PLAIN_EVERY_S)
 
     def wrap(self, log):
         """``log`` made safe to call while this bar is drawn (the bar is cleared, the line printed, redrawn)."""
