@@ -649,13 +649,10 @@ def model_base(cfg: StudyConfig, model: str) -> dict:
     return base
 
 
-def _run_id(cfg) -> str:
-    return hashlib.sha256(json.dumps(cfg.model_dump(), sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def study_cells(cfg: StudyConfig) -> list[Cell]:
     """Every cell of the study (grid cells; efficiency: intermediate-only cells, one per language and repeat)."""
     from . import grid
+    from .pipeline import run_id_for
 
     cells: list[Cell] = []
     if cfg.name == "efficiency":
@@ -671,7 +668,7 @@ def study_cells(cfg: StudyConfig) -> list[Cell]:
                 raw = merge(base, {"intermediate": {"tasks": [eff.task], "languages": [lang], "seed": seed},
                                    "target": {"tasks": []}})
                 run_cfg = validate(raw, f"efficiency cell {model}/{lang}/{seed}")
-                cells.append(Cell(_run_id(run_cfg), model, setting, None, seed, run_cfg))
+                cells.append(Cell(run_id_for(run_cfg), model, setting, None, seed, run_cfg))
         return cells
     settings = study_settings(cfg)
     for model in cfg.models:
