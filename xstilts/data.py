@@ -150,10 +150,14 @@ def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit
 
 
 def available(spec: TaskSpec, split: str, lang: str, data_dir=None) -> bool:
-    """True if ``split`` in ``lang`` can be read: its file exists, or (no data folder) the hub copy has it."""
-    if split in spec.files and task_file(spec, split, lang, data_dir).exists():
+    """True if ``split`` in ``lang`` can be read: (no data folder) the hub copy has it, or its file exists.
+
+    Raises:
+        ConfigError: the task has no such split.
+    """
+    if data_dir is None and spec.hub is not None and spec.hub.covers(split, lang):
         return True
-    return data_dir is None and spec.hub is not None and spec.hub.covers(split, lang)
+    return task_file(spec, split, lang, data_dir).exists()
 
 
 def no_hub_error(spec: TaskSpec, split: str, lang: str) -> ConfigError:

@@ -136,7 +136,7 @@ class Pipeline:
 
     def _dev(self, spec: TaskSpec, train_cfg: TrainConfig, label_spec=None, lang: str | None = None) -> EvalSet | None:
         lang = lang or spec.train_lang
-        if not available(spec, spec.dev_split, lang, self.cfg.data_dir):
+        if spec.dev_split not in spec.files or not available(spec, spec.dev_split, lang, self.cfg.data_dir):
             return None
         examples = self._load(spec, spec.dev_split, lang, train_cfg.dev_limit)
         target = label_spec or spec
