@@ -607,11 +607,16 @@ def _l2_normalize(emb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(emb / np.where(norms > 0, norms, 1.0), dtype=np.float32)
 
 
-def _knn_ip(query: np.ndarray, database: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product k-NN with faiss ``IndexFlatIP``: (sims, indices), best first."""
+def _faiss():
+    """faiss, or a one-line error naming the ``retrieval`` extra."""
     from .extras import require
 
-    faiss = require("faiss", "retrieval scoring (Tatoeba, BUCC, LAReQA, Mewsli-X)")
+    return require("faiss", "retrieval scoring (Tatoeba, BUCC, LAReQA, Mewsli-X)")
+
+
+def _knn_ip(query: np.ndarray, database: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product k-NN with faiss ``IndexFlatIP``: (sims, indices), best first."""
+    faiss = _faiss()
     index = faiss.IndexFlatIP(database.shape[1])
     index.add(database)
     sims, inds = index.search(query, k)
@@ -737,7 +742,7 @@ def bucc_mine(
     Raises:
         XstiltsError: on bad shapes, id/text counts, ``k < 1`` or an unknown mode.
     """
-    import faiss
+    faiss = _faiss()
 
     if mode not in _BUCC_MODES:
         raise XstiltsError(f"bucc_mine: unknown mode {mode!r}; expected one of {sorted(_BUCC_MODES)}")
@@ -923,7 +928,7 @@ def tatoeba_predictions(src_emb: Any, tgt_emb: Any, direction: str = "tgt2src") 
     Raises:
         XstiltsError: on mismatched shapes or an unknown direction.
     """
-    import faiss
+    faiss = _faiss()
 
     x = _f32_copy(src_emb, "tatoeba src_emb")
     y = _f32_copy(tgt_emb, "tatoeba tgt_emb")
@@ -988,7 +993,7 @@ def lareqa_rankings(query_emb: Any, cand_emb: Any, k: int = 20, normalize: bool 
     code ranks its encoders' outputs as given. Returns and raises as
     :func:`retrieval_rankings`.
     """
-    import faiss
+    faiss = _faiss()
 
     if k < 1:
         raise XstiltsError(f"lareqa_rankings: k must be >= 1, got {k}")
