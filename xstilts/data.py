@@ -21,6 +21,7 @@ import numpy as np
 from . import progress
 from .errors import ConfigError, DataError
 from .families import get_family
+from .readers import ReadStats, file_present, read_squad
 from .tasks import TaskSpec
 
 
@@ -40,7 +41,10 @@ def read_jsonl(path: Path, *, skip_invalid: bool = False, stats=None, required: 
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw.decode("utf-8"))
+                try:
+                    obj = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                    raise DataError(path, n, None, f"not a JSON object: {e}") from None
                 if not isinstance(obj, dict):
                     raise DataError(path, n, None, f"expected a JSON object, got {type(obj).__name__}")
                 for key in required:
@@ -48,11 +52,6 @@ def read_jsonl(path: Path, *, skip_invalid: bool = False, stats=None, required: 
                     if value is None or (isinstance(value, str) and not value.strip()) or value in ([], {}):
                         raise DataError(path, n, key, "missing" if key not in obj else f"empty ({value!r})")
                 out.append(obj)
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                if not skip_invalid:
-                    raise DataError(path, n, None, f"not a JSON object: {e}") from None
-                if stats is not None:
-                    stats.skipped += 1
             except DataError:
                 if not skip_invalid:
                     raise
@@ -99,8 +98,6 @@ def task_file(spec: TaskSpec, split: str, lang: str, data_dir) -> Path:
     for template in templates:
         rel = template.format(lang=lang, split=split, lang3=TATOEBA_CODES.get(lang, lang))
         paths.append(Path(rel) if Path(rel).is_absolute() else Path(data_dir or ".") / rel)
-    from .readers import file_present
-
     for path in paths:
         for candidate in (path, path.with_name(path.name + ".gz")):
             if file_present(candidate):  # a broken symlink raises: broken is not absent
@@ -128,8 +125,6 @@ def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit
     if spec.format not in table:
         raise ConfigError(f"task {spec.name!r}: unknown format {spec.format!r}; known: {', '.join(sorted(table))}")
     kwargs = {"labels": spec.labels} if spec.labels and spec.family == "classification" else {}
-    from .readers import read_squad
-
     if table[spec.format] is read_jsonl:
         kwargs["required"] = REQUIRED_FIELDS[spec.family]
     if table[spec.format] is read_squad:
@@ -476,7 +471,6 @@ def check(data_dir, task_names: list[str] | None = None, count: bool = True, ski
     naming file, line and field, unless ``skip_invalid``.
     """
     from . import tasks as registry
-    from .readers import ReadStats
 
     out = []
     for name in task_names or registry.names():
