@@ -270,7 +270,7 @@ def run_experiment(exp: Experiment, log=print) -> tuple[list[dict], list]:
     Seeds run one at a time (the pipeline's phase hashes make this identical to
     one run with all seeds) so finished checkpoints are pruned as it goes.
     """
-    from .pipeline import Pipeline, phase_key, record
+    from .pipeline import Pipeline, record, run_id_for
     from .store import Store
 
     store = Store(Path(exp.arms[ARMS[0]].workdir) / "results.sqlite")  # for `xstilts report` (the HTML report)
@@ -286,7 +286,7 @@ def run_experiment(exp: Experiment, log=print) -> tuple[list[dict], list]:
             log(f"[{_clock(time.perf_counter() - t0)}] ({k}/{total}) {arm:<12} seed {seed}")
             pipe = Pipeline(one, log=lambda m, w=one.workdir: _phase_line(log, m, w))
             result = pipe.run()
-            record(store, phase_key("run", one.identity(), ""), one, result)
+            record(store, run_id_for(one), one, result)
             _prune_checkpoints(result.phases)
             phases += result.phases
             rows += [{**r, "arm": arm} for r in result.rows]

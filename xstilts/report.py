@@ -467,8 +467,8 @@ def _method_text(baseline, selection, n_resamples, seed, alpha, ddof) -> list[st
            "the intermediate setting with the best target-language dev score (split 'dev', unweighted mean "
            "over the non-English dev languages, then over seeds)")
     return [
-        "Scores are the target's primary metric (the first metric of its task definition, unless set) on its evaluation "
-        "split, shown x100.",
+        "Scores are the target's primary metric (the first metric of its task definition, unless set) on its "
+        "evaluation split, shown x100.",
         "A run's score is the UNWEIGHTED mean over the target's evaluation languages (XTREME-style: every "
         "language counts the same regardless of its test-set size).",
         f"Cells: mean ± std over seeds (std with ddof={ddof}).",

@@ -347,7 +347,8 @@ class Store:
                    examples_per_s = excluded.examples_per_s, tokens_per_s = excluded.tokens_per_s,
                    peak_mem_mb = excluded.peak_mem_mb, path = excluded.path,
                    xstilts_version = excluded.xstilts_version, updated = excluded.updated""",
-            (run_id, phase_key, kind, None if seed is None else int(seed), status, _json(config), _num(wall_s), _num(s_per_epoch), _num(examples_per_s),
+            (run_id, phase_key, kind, None if seed is None else int(seed), status, _json(config), _num(wall_s),
+             _num(s_per_epoch), _num(examples_per_s),
              _num(tokens_per_s), _num(peak_mem_mb), None if path is None else str(path), __version__, now, now)))
 
     def add_metrics(self, run_id: str, phase_key: str | None, rows: Iterable[Mapping], *,
@@ -362,7 +363,8 @@ class Store:
             The number of rows written.
         """
         now = _now()
-        params = [(run_id, _seed(seed if r.get("seed") is None else r["seed"]), run_id, r["task"], r["lang"], r["split"], r["metric"], phase_key,
+        params = [(run_id, _seed(seed if r.get("seed") is None else r["seed"]), run_id, r["task"], r["lang"],
+                   r["split"], r["metric"], phase_key,
                    float(r["value"]), None if r.get("n") is None else int(r["n"]), __version__, now, now)
                   for r in rows]
 
@@ -395,7 +397,8 @@ class Store:
                ON CONFLICT (run_id, seed, task, lang, split, metric) DO UPDATE SET n = excluded.n,
                    phase_key = excluded.phase_key, scores = excluded.scores,
                    xstilts_version = excluded.xstilts_version, updated = excluded.updated""",
-            (run_id, _seed(seed), run_id, task, lang, split, metric, phase_key, int(arr.size), arr.tobytes(), __version__,
+            (run_id, _seed(seed), run_id, task, lang, split, metric, phase_key, int(arr.size), arr.tobytes(),
+             __version__,
              now, now)))
 
     def add_environment(self, run_id: str, info: dict) -> None:
@@ -449,7 +452,8 @@ class Store:
     def timings_frame(self) -> pd.DataFrame:
         """Phases joined with their run: columns :data:`TIMING_COLUMNS`."""
         df = self._read(
-            """SELECT p.run_id, r.model, r.setting, r.target, COALESCE(p.seed, r.seed) AS seed, p.phase_key, p.kind, p.status, p.wall_s,
+            """SELECT p.run_id, r.model, r.setting, r.target, COALESCE(p.seed, r.seed) AS seed, p.phase_key,
+                      p.kind, p.status, p.wall_s,
                       p.s_per_epoch, p.examples_per_s, p.tokens_per_s, p.peak_mem_mb, p.path
                FROM phases p LEFT JOIN runs r ON r.run_id = p.run_id
                ORDER BY p.run_id, p.created, p.phase_key""")
