@@ -64,11 +64,12 @@ def _interval(values: np.ndarray, scores: np.ndarray | None) -> tuple[float | No
     """(stderr, ci_low, ci_high, kind) of a mean: over seeds, else over one run's examples, else none."""
     from scipy import stats
 
+    from .studies import t_interval
+
     mean = float(values.mean())
     if values.size >= 2:
-        se = float(values.std(ddof=1) / math.sqrt(values.size))
-        half = float(stats.t.ppf(0.975, values.size - 1)) * se
-        return se, mean - half, mean + half, f"t over {values.size} seeds"
+        t = t_interval(values)
+        return t["sd"] / math.sqrt(t["n"]), t["low"], t["high"], f"t over {values.size} seeds"
     if scores is not None and scores.size >= 2:
         se = float(scores.std(ddof=1) / math.sqrt(scores.size))
         half = float(stats.norm.ppf(0.975)) * se
