@@ -13,7 +13,7 @@ rows for XLM-R / mE5) to the rows the data uses, and the weights equal dense Ada
 Folding the product into the table at every evaluation/checkpoint (not only at the end) makes a run resumed
 from a checkpoint do exactly the arithmetic of the uninterrupted run.
 
-Phases whose loss reads every row (masked LM over the vocabulary, decoders tied to the table), frozen tables
+Phases whose loss reads every row (a family declaring READS_EVERY_ROW: masked LM; decoders tied to the table), frozen tables
 (LoRA, ``freeze_embeddings``) and multi-process runs keep the dense path; :func:`install` decides and says why.
 """
 
@@ -172,11 +172,11 @@ def choose(model, tasks, cfg, *, pad_id: int | None = None, processes: int = 1, 
     vocab = int(emb.weight.shape[0])
     if not emb.weight.requires_grad:
         return Choice("frozen", vocab), None
-    families = {t.spec.family for t in tasks}
+    every_row = [f.TITLE for f in (get_family(n) for n in dict.fromkeys(t.spec.family for t in tasks)) if f.READS_EVERY_ROW]
     tied = sum(p is emb.weight for _, p in model.named_parameters(remove_duplicate=False)) > 1
     out = getattr(encoder, "get_output_embeddings", lambda: None)()
     reason = ("configured (embedding_rows: dense)" if getattr(cfg, "embedding_rows", "auto") == "dense"
-              else "masked LM reads every row" if "mlm" in families
+              else f"{every_row[0]} reads every row" if every_row
               else "a decoder is tied to the table" if tied or out is not None
               else "several processes" if processes > 1
               else "FSDP" if sharded

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
+from .tasks.spec import FAMILIES
 
 
 NOT_ZERO_SHOT = "not zero-shot"
@@ -101,7 +102,7 @@ class TaskDef(_Strict):
     """A user task defined in the config (same fields as TaskSpec)."""
 
     name: str
-    family: Literal["classification", "multiple_choice", "span_qa", "tagging", "retrieval", "mlm"]
+    family: str = Field(description=f"one of {', '.join(FAMILIES)}")
     languages: list[str] = Field(default_factory=lambda: ["en"])
     files: dict[str, str]
     format: str = "jsonl"
@@ -112,6 +113,13 @@ class TaskDef(_Strict):
     eval_split: str = "test"
     dev_split: str = "dev"
     options: dict = Field(default_factory=dict)
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, v: str) -> str:
+        if v not in FAMILIES:
+            raise ValueError(f"unknown family {v!r}; families: {', '.join(FAMILIES)}")
+        return v
 
 
 class LoraSettings(_Strict):

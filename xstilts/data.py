@@ -21,8 +21,10 @@ import numpy as np
 from . import progress
 from .errors import ConfigError, DataError
 from .families import get_family
+from .families.base import BadField
 from .readers import ReadStats, file_present, read_squad
 from .tasks import TaskSpec
+from .tasks.spec import FAMILIES
 
 
 # ---------------------------------------------------------------- reading
@@ -60,14 +62,8 @@ def read_jsonl(path: Path, *, skip_invalid: bool = False, stats=None, required: 
     return out
 
 
-REQUIRED_FIELDS = {
-    "classification": ("text_a", "label"),
-    "multiple_choice": ("choices", "label"),
-    "span_qa": ("id", "question", "context", "answers"),
-    "tagging": ("tokens", "tags"),
-    "retrieval": ("source", "target"),
-    "mlm": ("text",),
-}
+# family -> the fields every record has (each family's REQUIRED_FIELDS; kept here for readers and tests)
+REQUIRED_FIELDS = {name: get_family(name).REQUIRED_FIELDS for name in FAMILIES}
 
 
 def readers() -> dict:
@@ -124,21 +120,23 @@ def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit
     table = readers()
     if spec.format not in table:
         raise ConfigError(f"task {spec.name!r}: unknown format {spec.format!r}; known: {', '.join(sorted(table))}")
-    kwargs = {"labels": spec.labels} if spec.labels and spec.family == "classification" else {}
+    family = get_family(spec.family)
+    kwargs = family.reader_kwargs(spec)
     if table[spec.format] is read_jsonl:
-        kwargs["required"] = REQUIRED_FIELDS[spec.family]
+        kwargs["required"] = family.REQUIRED_FIELDS
     if table[spec.format] is read_squad:
         # predictions are scored by question id, so evaluation files need unique ids; a training file is never
         # scored (XTREME's TyDiQA-GoldP English train reuses 89 ids for 3696 questions)
         kwargs["duplicate_ids"] = "rename" if split == "train" else "error"
     examples = table[spec.format](path, skip_invalid=skip_invalid, stats=stats, **kwargs)
-    required = REQUIRED_FIELDS[spec.family]
     for n, e in enumerate(examples, 1):
-        for key in required:
+        for key in family.REQUIRED_FIELDS:
             if key not in e:
                 raise DataError(path, n, key, "missing")
-        if spec.family == "classification" and spec.labels and e["label"] not in spec.labels:
-            raise DataError(path, n, "label", f"unknown label {e['label']!r}; labels: {', '.join(spec.labels)}")
+        try:
+            family.check_example(e, spec)
+        except BadField as bad:
+            raise DataError(path, n, bad.field, bad.message) from None
     if limit is not None:
         examples = examples[:limit]
     return examples
@@ -164,20 +162,15 @@ def no_hub_error(spec: TaskSpec, split: str, lang: str) -> ConfigError:
     return ConfigError(f"{what}; give a data folder with its files (--data-dir DIR, or data_dir: in the config)")
 
 
-# Family fields a hub row may lack: read as these values.
-OPTIONAL_FIELDS = {"classification": {"text_b": None}, "multiple_choice": {"context": "", "question": ""}}
-# The fields read from a hub row, per family; retrieval rows are one aligned pair (Tatoeba), mlm rows one text.
-HUB_FIELDS = {**REQUIRED_FIELDS, "classification": ("text_a", "text_b", "label"),
-              "multiple_choice": ("context", "question", "choices", "label")}
-
-
 def load_from_hub(spec: TaskSpec, split: str, lang: str, *, limit=None) -> list[dict]:
     """One split of one language from the task's hub copy (:class:`~xstilts.tasks.HubSource`), as family records.
 
-    Columns are read as ``spec.hub.columns`` says; class-label columns become their label names,
-    then ``spec.hub.values`` maps them onto ours. Classification rows whose label is -1 (no gold
-    label, as MNLI/SNLI and GLUE test sets mark them) are left out, as the official readers do.
-    A retrieval (aligned) split comes back as one ``{"source": [...], "target": [...]}`` record.
+    The family's ``HUB_FIELDS`` are read as ``spec.hub.columns`` says (absent ``OPTIONAL_FIELDS``
+    get their defaults); class-label columns become their label names, then ``spec.hub.values``
+    maps them onto ours. The family's ``from_hub`` converts each row and may leave it out
+    (classification rows whose label is -1: no gold label, as MNLI/SNLI and GLUE test sets mark
+    them, as the official readers do); its ``hub_records`` gives the list (a retrieval, aligned,
+    split comes back as one ``{"source": [...], "target": [...]}`` record).
 
     Raises:
         ConfigError: no hub copy of this split and language, or the hub load failed.
@@ -204,14 +197,15 @@ def load_from_hub(spec: TaskSpec, split: str, lang: str, *, limit=None) -> list[
     if hub.row_filter:
         column, prefixes = hub.row_filter
         ds = ds.filter(lambda v: str(v).startswith(prefixes[lang]), input_columns=[column])
-    if limit is not None and spec.family != "retrieval":
+    if limit is not None:  # (no family drops rows before the limit: an aligned split keeps its first pairs)
         ds = ds.select(range(min(limit, len(ds))))
     names = {col: _class_names(feat) for col, feat in ds.features.items()}
-    optional = OPTIONAL_FIELDS.get(spec.family, {})
+    family = get_family(spec.family)
+    optional = family.OPTIONAL_FIELDS
     out = []
     for n, row in enumerate(ds, 1):
         ex = {}
-        for key in HUB_FIELDS[spec.family]:
+        for key in family.HUB_FIELDS:
             source = hub.columns.get(key, key)
             try:
                 value = _hub_value(row, source, names)
@@ -228,29 +222,13 @@ def load_from_hub(spec: TaskSpec, split: str, lang: str, *, limit=None) -> list[
                 elif value not in (-1, ""):  # -1 / "": no gold label
                     raise DataError(where, n, key, f"value {value!r} not in the mapping ({', '.join(map(str, table))})")
             ex[key] = value
-        if spec.family == "classification":
-            if ex["label"] == -1:
-                continue  # no gold label
-            ex["label"] = str(ex["label"])
-            if spec.labels and ex["label"] not in spec.labels:
-                raise DataError(where, n, "label", f"unknown label {ex['label']!r}; labels: {', '.join(spec.labels)}")
-        elif spec.family == "multiple_choice":
-            if ex["label"] == -1 or ex["label"] == "":
-                continue  # unlabelled test rows
-            ex["label"], ex["choices"] = int(ex["label"]), list(ex["choices"])
-        elif spec.family == "span_qa":
-            ex["id"] = str(ex["id"])
-            ex["answers"] = {"text": list(ex["answers"]["text"]), "answer_start": list(ex["answers"]["answer_start"])}
-        elif spec.family == "tagging":
-            ex["tokens"], ex["tags"] = list(ex["tokens"]), list(ex["tags"])
-            bad = [t for t in ex["tags"] if spec.labels and t not in spec.labels]
-            if bad:
-                raise DataError(where, n, "tags", f"unknown tag {bad[0]!r}; tags: {', '.join(spec.labels)}")
-        out.append(ex)
-    if spec.family == "retrieval":
-        pairs = out[:limit] if limit is not None else out
-        return [{"source": [p["source"] for p in pairs], "target": [p["target"] for p in pairs]}]
-    return out
+        try:
+            ex = family.from_hub(ex, spec)
+        except BadField as bad:
+            raise DataError(where, n, bad.field, bad.message) from None
+        if ex is not None:  # None: no gold label (unlabelled test rows)
+            out.append(ex)
+    return family.hub_records(out)
 
 
 def _class_names(feature):
@@ -352,8 +330,7 @@ def _featurized(spec: TaskSpec, examples: list[dict], tokenizer, *, max_length: 
     path = Path(cache_dir) / "features" / f"{spec.name}-{key}"
     if (path / "dataset_info.json").exists():
         return datasets.load_from_disk(str(path))
-    if spec.family == "span_qa":  # the window overlap depends on the longest question of the whole set
-        stride = family.effective_stride(examples, tokenizer, max_length, stride)
+    stride = family.effective_stride(examples, tokenizer, max_length, stride)  # span QA: from the longest question
     # Featurize CHUNK examples at a time into memory-mapped Arrow shards, so a 1M-example set never sits
     # in Python lists (measured by bench/: 8.7 GB -> 0.3 GB peak above baseline for 1M pairs).
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
@@ -491,19 +468,6 @@ def check(data_dir, task_names: list[str] | None = None, count: bool = True, ski
 
 
 def _count(spec: TaskSpec, split: str, lang: str, data_dir, skip_invalid: bool, stats) -> int:
-    from . import readers as r
-
-    kind = spec.options.get("kind")
-    if spec.family != "retrieval":
-        return len(load_examples(spec, split, lang, data_dir, skip_invalid=skip_invalid, stats=stats))
-    if kind == "aligned":
-        return len(r.read_tatoeba(task_file(spec, split, lang, data_dir),
-                                  task_file(spec, f"{split}_target", lang, data_dir))["source"])
-    if kind == "bucc":
-        return len(r.read_bucc(task_file(spec, split, lang, data_dir), task_file(spec, f"{split}_target", lang, data_dir),
-                               task_file(spec, f"{split}_gold", lang, data_dir))["gold"])
-    if kind == "lareqa":
-        return len(r.read_xquad_r(task_file(spec, split, lang, data_dir))["questions"])
-    if split == "candidates":
-        return len(r.read_mewsli_x_entities(task_file(spec, split, lang, data_dir)))
-    return len(r.read_mewsli_x(task_file(spec, split, lang, data_dir)))
+    return get_family(spec.family).count_examples(
+        spec, split, lang, lambda s, l: task_file(spec, s, l, data_dir),
+        lambda: load_examples(spec, split, lang, data_dir, skip_invalid=skip_invalid, stats=stats))

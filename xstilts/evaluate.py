@@ -10,7 +10,7 @@ import torch
 from . import progress
 from .data import TokenIds, eval_batches
 from .families import get_family
-from .families.base import collate_view, take
+from .families.base import batch_inputs, collate_view, take
 from .families.retrieval import mean_pool, resolve_layer
 from .tasks import TaskSpec
 
@@ -69,16 +69,15 @@ def evaluate_dev(model, eval_set: EvalSet, tokenizer) -> float:
 
 @torch.no_grad()
 def embed(encoder, rows, tokenizer, layer="middle", batch_size: int = 64) -> np.ndarray:
-    """Mean-pooled hidden states of ``layer`` for every row, in row order."""
+    """Mean-pooled hidden states of ``layer`` for every row (its ``input_ids``), in row order."""
     encoder.eval()
     tok, device = TokenIds.of(tokenizer), _device(encoder)
-    fam = get_family("retrieval")
     n_layers = encoder.config.num_hidden_layers
     li = resolve_layer(layer, n_layers)
     out = np.zeros((len(rows), encoder.config.hidden_size), dtype=np.float32)
-    inputs = collate_view(rows, fam)
+    inputs = rows.select_columns(["input_ids"])
     for idx in eval_batches(np.asarray(rows["length"]), batch_size):
-        batch = {k: v.to(device) for k, v in fam.collate(take(inputs, idx), tok).items()}
+        batch = {k: v.to(device) for k, v in batch_inputs(take(inputs, idx), tok.pad_id).items()}
         hs = encoder(**batch, output_hidden_states=True).hidden_states
         out[idx] = mean_pool(hs, batch["attention_mask"], li).cpu().numpy()
     return out

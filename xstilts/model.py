@@ -102,14 +102,11 @@ class MultiTaskModel(nn.Module):
 
     def add_task(self, spec: TaskSpec, vocab_size: int | None = None) -> None:
         self.task_heads[spec.name] = (spec.family, spec.head_name)
-        if spec.family == "retrieval" or spec.head_name in self.heads:
+        family = get_family(spec.family)
+        if not family.TRAINS or spec.head_name in self.heads:  # retrieval: no head
             return
-        if spec.family == "mlm":
-            spec = TaskSpec(**{**spec.__dict__, "options": {**spec.options, "vocab_size": vocab_size}})
-        head = get_family(spec.family).make_head(self.hidden_size, spec)
-        if spec.family == "mlm":
-            head.tied.append(self.encoder.get_input_embeddings())
-        self.heads[spec.head_name] = head
+        self.heads[spec.head_name] = family.make_head(self.hidden_size, spec, vocab_size=vocab_size,
+                                                      input_embeddings=self.encoder.get_input_embeddings())
 
     def hidden(self, batch: dict, output_hidden_states: bool = False):
         out = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
@@ -119,13 +116,14 @@ class MultiTaskModel(nn.Module):
     def forward(self, task: str, batch: dict):
         """Loss (or None without labels) and the family's logits for one task's batch."""
         family, head = self.task_heads[task]
+        family = get_family(family)
         hidden = self.hidden(batch).last_hidden_state
-        if self.pool_last and family in ("classification", "multiple_choice"):
+        if self.pool_last and family.POOLED_HEAD:
             # Sequence heads read position 0; in a causal LM only the last real token has seen the whole input.
             last = batch["attention_mask"].sum(1) - 1
             hidden = hidden.clone()
             hidden[:, 0] = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        return get_family(family).loss_and_logits(self.heads[head], hidden, batch)
+        return family.loss_and_logits(self.heads[head], hidden, batch)
 
     # ------------------------------------------------------------ persistence
 

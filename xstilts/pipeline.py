@@ -33,7 +33,7 @@ from .config import RunConfig, TrainConfig, selection_mark
 from .data import available, featurized, load_aligned, load_examples, task_file, truncation_summary
 from .errors import ConfigError, DataError
 from .evaluate import EvalSet, embed, evaluate
-from .families import retrieval
+from .families import get_family
 from .model import MultiTaskModel, add_lora, load_encoder, load_tokenizer, merge_lora
 from .tasks import TaskSpec, expand, get, register
 from .tracking import Trackers, flatten
@@ -149,9 +149,9 @@ class Pipeline:
             examples += self._load(spec, split, lang, train_cfg.limit)
         examples = _subset(examples, train_cfg.fraction, seed)
         label_spec = label_spec or spec
-        if label_spec.family in ("classification", "tagging") and not label_spec.labels:
+        if get_family(label_spec.family).NEEDS_LABELS and not label_spec.labels:
             # e.g. CCG supertags: the label set is whatever the training data uses
-            found = {t for e in examples for t in (e["tags"] if "tags" in e else [e["label"]])}
+            found = get_family(label_spec.family).labels_used(examples)
             label_spec = dataclasses.replace(label_spec, labels=tuple(sorted(found)))
         rows = self._features(spec, examples, split, "+".join(languages or [spec.train_lang]), train_cfg, label_spec,
                               subset_seed=seed)
@@ -363,9 +363,11 @@ class Pipeline:
                   "layer": ev.retrieval_layer, "max_length": self.cfg.target.train.max_length,
                   "data": self._data_identity([target])}
 
+        family = get_family(spec.family)
+
         def body(path):
             device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-            if spec.family == "retrieval":
+            if not family.TRAINS:  # retrieval: scored straight on the encoder
                 encoder = self._encoder_from(prev).to(device)
                 model = None
             else:
@@ -377,9 +379,9 @@ class Pipeline:
             (path / "predictions").mkdir(exist_ok=True)
             bar = progress.bar(len(langs), f"eval {target}", unit="lang", log=self.log)
             for lang in langs:
-                if spec.family == "retrieval":
+                if not family.TRAINS:
                     hits = []
-                    scores, examples = self._retrieval_scores(spec, encoder, split, lang, hits), hits
+                    scores, examples = self._encoder_scores(spec, encoder, split, lang, hits), hits
                     if hits:  # Tatoeba: 1/0 per query sentence
                         per_example[lang] = hits
                 else:
@@ -389,11 +391,10 @@ class Pipeline:
                         truncated[lang] = t
                     scores, preds = evaluate(model, EvalSet(spec, lang, examples, feats, split), self.tokenizer,
                                              ev.batch_size)
-                    if spec.family == "span_qa":  # the XTREME submission layout keys answers by question id
-                        preds = {e["id"]: p for e, p in zip(examples, preds)}
-                    write_json_atomic(path / "predictions" / f"{lang}.json", preds)
-                    if spec.family in ("classification", "multiple_choice"):  # for paired bootstrap over examples
-                        per_example[lang] = [float(p == e["label"]) for p, e in zip(preds, examples)]
+                    # span QA keys answers by question id (the XTREME submission layout)
+                    write_json_atomic(path / "predictions" / f"{lang}.json", family.prediction_record(preds, examples))
+                    if (scored := family.per_example_scores(preds, examples)) is not None:  # for paired bootstrap
+                        per_example[lang] = scored
                 for metric, value in scores.items():
                     rows.append({"task": target, "lang": lang, "split": split, "metric": metric,
                                  "value": float(value), "n": len(examples)})
@@ -414,7 +415,8 @@ class Pipeline:
         rec.seed = seed
         return rec
 
-    def _retrieval_scores(self, spec, encoder, split, lang, per_example=None):
+    def _encoder_scores(self, spec, encoder, split, lang, per_example=None):
+        """Scores of a family that does not train (retrieval), from pooled embeddings of ``encoder``."""
         ev, tcfg = self.cfg.eval, self.cfg.target.train
 
         def embed_texts(texts, key):
@@ -422,9 +424,9 @@ class Pipeline:
                                cache_dir=self.cache, source_key=json.dumps([spec.name, key, len(texts), texts[:3]]))
             return embed(encoder, feats, self.tokenizer, ev.retrieval_layer, ev.batch_size)
 
-        return retrieval.evaluate(spec, split, lang, lambda s, l: task_file(spec, s, l, self.cfg.data_dir), embed_texts,
-                                  limit=ev.limit, per_example=per_example,
-                                  aligned=lambda s, l: load_aligned(spec, s, l, self.cfg.data_dir))
+        return get_family(spec.family).score_encoder(
+            spec, split, lang, lambda s, l: task_file(spec, s, l, self.cfg.data_dir), embed_texts, limit=ev.limit,
+            per_example=per_example, aligned=lambda s, l: load_aligned(spec, s, l, self.cfg.data_dir))
 
     # ------------------------------------------------------------ the whole run
 
@@ -459,7 +461,7 @@ class Pipeline:
         rows = []
         for target in cfg.target.tasks:
             spec = get(target)
-            if spec.family == "retrieval":  # scored straight on the phase-2 encoder
+            if not get_family(spec.family).TRAINS:  # retrieval: scored straight on the phase-2 encoder
                 rec = self.eval_phase(target, prev, seed=None)
                 rows += [{**r, "seed": None} for r in rec.summary.get("rows", [])]
                 self.trackers.results(target, rec.summary.get("rows", []), step=0)

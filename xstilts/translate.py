@@ -55,8 +55,6 @@ from .errors import ConfigError, XstiltsError
 
 Translate = Callable[[list[str]], list[str]]
 
-TRANSLATABLE_FAMILIES = ("classification", "multiple_choice", "span_qa")
-
 # ---------------------------------------------------------------- language codes
 
 #: ISO 639-1 (and a few regional forms) -> NLLB-200 code, for the XTREME / XTREME-R languages and other common ones.
@@ -683,6 +681,9 @@ def translate_examples(family: str, examples: list[dict], translate: Translate, 
                        joiner: str = " ") -> tuple[list[dict], dict]:
     """Translate the text fields of ``family`` examples; labels and other fields are kept.
 
+    The family says what (:attr:`~xstilts.families.Family.TRANSLATION`): its ``TRANSLATABLE_FIELDS``
+    (a list field element-wise), or span QA's mark and translate (:func:`translate_span_qa`).
+
     Returns ``(kept examples, stats)`` with ``stats["dropped"]`` reason -> count
     (an example whose non-empty text came back empty is dropped as
     ``empty_translation``); span QA adds the mapping counts of :func:`translate_span_qa`.
@@ -690,13 +691,11 @@ def translate_examples(family: str, examples: list[dict], translate: Translate, 
     Raises:
         XstiltsError: a family whose labels do not survive translation (tagging) or that has no training text.
     """
-    check_family(family)
-    if family == "span_qa":
+    fam = check_family(family)
+    if fam.TRANSLATION == "spans":
         return translate_span_qa(examples, translate, segment=segment, joiner=joiner)
-    if family == "classification":
-        fields = [[e.get("text_a") or "", e.get("text_b") or ""] for e in examples]
-    else:
-        fields = [[e.get("context") or "", e.get("question") or "", *[c or "" for c in e["choices"]]] for e in examples]
+    names = fam.TRANSLATABLE_FIELDS
+    fields = [[t for f in names for t in _texts(e.get(f))] for e in examples]
     flat = translate_texts([t for fs in fields for t in fs], translate, segment=segment, joiner=joiner)
     out, dropped, k = [], Counter(), 0
     for e, fs in zip(examples, fields):
@@ -704,26 +703,39 @@ def translate_examples(family: str, examples: list[dict], translate: Translate, 
         if any(src.strip() and not t for src, t in zip(fs, got)):
             dropped["empty_translation"] += 1
             continue
-        if family == "classification":
-            new = {**e, "text_a": got[0]}
-            if e.get("text_b") is not None:
-                new["text_b"] = got[1]
-        else:
-            new = {**e, "choices": got[2:]}
-            for key, value in (("context", got[0]), ("question", got[1])):
-                if e.get(key) is not None:
-                    new[key] = value
+        new, j = dict(e), 0
+        for f in names:
+            n = len(_texts(e.get(f)))
+            if isinstance(e.get(f), list):
+                new[f] = got[j : j + n]
+            elif f in fam.REQUIRED_FIELDS or e.get(f) is not None:  # an absent optional field stays absent
+                new[f] = got[j]
+            j += n
         out.append(new)
     return out, {"dropped": dict(dropped)}
 
 
-def check_family(family: str) -> None:
-    if family == "tagging":
-        raise XstiltsError("tagging tasks cannot be machine-translated: their labels belong to source words, and "
-                           "a translation has other words in another order (there is no label-preserving "
-                           "translation); use the English task, or a tagging task with data in the target language")
-    if family not in TRANSLATABLE_FAMILIES:
-        raise XstiltsError(f"the {family} family is not translated (translatable: {', '.join(TRANSLATABLE_FAMILIES)})")
+def _texts(value) -> list[str]:
+    """A field's texts: each element of a list field, else the one value ("" for None)."""
+    return [c or "" for c in value] if isinstance(value, list) else [value or ""]
+
+
+def translatable_families() -> tuple[str, ...]:
+    from .families import get_family
+    from .tasks.spec import FAMILIES
+
+    return tuple(f for f in FAMILIES if get_family(f).TRANSLATION)
+
+
+def check_family(family: str):
+    """The family module of ``family`` if its tasks can be machine-translated, else an XstiltsError saying why."""
+    from .families import get_family
+
+    fam = get_family(family)
+    if not fam.TRANSLATION:
+        raise XstiltsError(fam.NOT_TRANSLATABLE_REASON or f"the {family} family is not translated "
+                                                          f"(translatable: {', '.join(translatable_families())})")
+    return fam
 
 
 # ---------------------------------------------------------------- a task, several languages
@@ -806,7 +818,7 @@ def translate_task(task, targets: list[str], model: str | None, data_dir, out_di
     from .data import load_examples, task_file
 
     spec = registry.get(task) if isinstance(task, str) else task
-    check_family(spec.family)
+    fam = check_family(spec.family)
     settings = settings or GenerationSettings()
     parsed = [parse_target(t) for t in targets]
     if not parsed:
@@ -853,7 +865,7 @@ def translate_task(task, targets: list[str], model: str | None, data_dir, out_di
         name = model.replace("{lang}", lang).replace("{src}", src_lang) if templated else model
         data, summ = output_paths(out_dir, spec.name, split, lang)
         identity = {**base_identity, "model": name, "lang": lang, "code": code, "segment": segment,
-                    "markers": [list(p) for p in MARKERS] if spec.family == "span_qa" else None,
+                    "markers": [list(p) for p in MARKERS] if fam.TRANSLATION == "spans" else None,
                     **settings.identity()}
         old = None if force else _done(data, summ, identity)
         if old is not None:

@@ -1,8 +1,9 @@
-"""Pieces every family shares: padding, reading batch rows, and a small classification-style head."""
+"""Pieces every family shares: padding, reading batch rows, a classification-style head, protocol defaults."""
 
 from __future__ import annotations
 
 from itertools import chain
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -62,3 +63,71 @@ class PooledHead(nn.Module):
         x = self.dropout(hidden[:, 0])
         x = self.dropout(torch.tanh(self.dense(x)))
         return self.out(x)
+
+
+# ---------------------------------------------------------------- protocol defaults
+# Families re-export the ones that fit them (``from .base import keep_stride as effective_stride``),
+# so each module states its whole protocol (see :class:`xstilts.families.Family`).
+
+
+class BadField(Exception):
+    """A record's ``field`` holds a value the family cannot use; the caller names file/row (DataError)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+def no_reader_kwargs(spec) -> dict:
+    return {}
+
+
+def accept_example(example: dict, spec) -> None:
+    return None
+
+
+def keep_record(record: dict, spec) -> dict | None:
+    return record
+
+
+def keep_records(records: list[dict]) -> list[dict]:
+    return records
+
+
+def count_loaded(spec, split, lang, path_of, load) -> int:
+    return len(load())
+
+
+def no_labels(examples) -> set:
+    return set()
+
+
+def keep_stride(examples, tokenizer, max_length, stride=None):
+    return stride
+
+
+def not_encoder_scored(spec, split, lang, path_of, embed, *, limit=None, per_example=None, aligned=None):
+    from ..errors import XstiltsError
+
+    raise XstiltsError(f"task {spec.name!r}: a {spec.family} task is scored through its trained head "
+                       f"(decode + score), not straight on the encoder")
+
+
+def no_per_example_scores(predictions, examples) -> None:
+    return None
+
+
+def label_hits(predictions, examples) -> list[float]:
+    """1.0/0.0 per example: the prediction equals the gold ``label`` (for paired tests over examples)."""
+    return [float(p == e["label"]) for p, e in zip(predictions, examples)]
+
+
+def as_list(predictions, examples) -> list:
+    return predictions
+
+
+def one_per_line(preds, ids, dest_stem: Path) -> tuple[Path, None]:
+    """XTREME submission layout: ``<stem>.tsv`` with one prediction per line."""
+    out = Path(f"{dest_stem}.tsv")
+    out.write_text("".join(f"{p}\n" for p in preds), encoding="utf-8")
+    return out, None

@@ -6,9 +6,48 @@ import torch
 from torch import nn
 
 from .. import metrics
-from .base import PooledHead, batch_inputs
+from .base import BadField, PooledHead, as_list as prediction_record, batch_inputs
+from .base import count_loaded as count_examples, keep_records as hub_records, keep_stride as effective_stride
+from .base import label_hits as per_example_scores, not_encoder_scored as score_encoder
+from .base import one_per_line as write_submission
 
+TITLE = "classification"
+REQUIRED_FIELDS = ("text_a", "label")
+OPTIONAL_FIELDS = {"text_b": None}
+HUB_FIELDS = ("text_a", "text_b", "label")
+NEEDS_LABELS = True  # a task without labels gets the set its training data uses
+TRAINS = True
+POOLED_HEAD = True
+READS_EVERY_ROW = False
+TRANSLATION = "fields"
+TRANSLATABLE_FIELDS = ("text_a", "text_b")
+NOT_TRANSLATABLE_REASON = ""
 FEATURIZE_VERSION = 1
+
+
+def reader_kwargs(spec) -> dict:
+    return {"labels": spec.labels} if spec.labels else {}
+
+
+def _check_label(label, spec) -> None:
+    if spec.labels and label not in spec.labels:
+        raise BadField("label", f"unknown label {label!r}; labels: {', '.join(spec.labels)}")
+
+
+def check_example(example, spec) -> None:
+    _check_label(example["label"], spec)
+
+
+def from_hub(record, spec):
+    if record["label"] == -1:
+        return None  # no gold label (MNLI/SNLI, GLUE test sets)
+    record["label"] = str(record["label"])
+    _check_label(record["label"], spec)
+    return record
+
+
+def labels_used(examples) -> set:
+    return {e["label"] for e in examples}
 
 
 def featurize(examples, tokenizer, spec, max_length, stride=None):
@@ -27,7 +66,7 @@ def featurize(examples, tokenizer, spec, max_length, stride=None):
     }
 
 
-def make_head(hidden_size, spec):
+def make_head(hidden_size, spec, vocab_size=None, input_embeddings=None):
     return PooledHead(hidden_size, len(spec.labels))
 
 

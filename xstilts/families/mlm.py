@@ -10,8 +10,23 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import batch_inputs
+from .base import accept_example as check_example, as_list as prediction_record, batch_inputs
+from .base import count_loaded as count_examples, keep_record as from_hub, keep_records as hub_records
+from .base import keep_stride as effective_stride, no_labels as labels_used
+from .base import no_per_example_scores as per_example_scores, no_reader_kwargs as reader_kwargs
+from .base import not_encoder_scored as score_encoder
 
+TITLE = "masked LM"
+REQUIRED_FIELDS = ("text",)
+OPTIONAL_FIELDS: dict = {}
+HUB_FIELDS = REQUIRED_FIELDS
+NEEDS_LABELS = False
+TRAINS = True
+POOLED_HEAD = False
+READS_EVERY_ROW = True  # the loss is a softmax over the whole vocabulary: no active-rows embedding path
+TRANSLATION = None
+TRANSLATABLE_FIELDS = ()
+NOT_TRANSLATABLE_REASON = ""
 FEATURIZE_VERSION = 1
 MASK_PROB = 0.15
 
@@ -30,7 +45,7 @@ def featurize(examples, tokenizer, spec, max_length, stride=None):
 
 
 class MLMHead(nn.Module):
-    """Transform + decoder; the decoder weight is tied to the word embeddings by the model."""
+    """Transform + decoder; the decoder weight is the word-embedding table (tied in :func:`make_head`)."""
 
     def __init__(self, hidden: int, vocab: int):
         super().__init__()
@@ -44,8 +59,11 @@ class MLMHead(nn.Module):
         return x @ self.tied[0].weight.T + self.bias
 
 
-def make_head(hidden_size, spec):
-    return MLMHead(hidden_size, spec.options["vocab_size"])
+def make_head(hidden_size, spec, vocab_size=None, input_embeddings=None):
+    """The decoder is tied to ``input_embeddings`` (the encoder's word embeddings); ``vocab_size`` rows of output."""
+    head = MLMHead(hidden_size, vocab_size)
+    head.tied.append(input_embeddings)
+    return head
 
 
 COLLATE_COLUMNS = ("input_ids",)
@@ -85,3 +103,7 @@ def metric_names(spec) -> tuple[str, ...]:
 
 def score(predictions, examples, spec, lang):
     raise NotImplementedError("masked LM is a training objective; it is not scored")
+
+
+def write_submission(preds, ids, dest_stem):
+    raise NotImplementedError("masked LM is a training objective; it has no predictions to export")

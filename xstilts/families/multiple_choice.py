@@ -10,9 +10,30 @@ import torch
 from torch import nn
 
 from .. import metrics
-from .base import pad
+from .base import accept_example as check_example, as_list as prediction_record, count_loaded as count_examples
+from .base import keep_records as hub_records, keep_stride as effective_stride, label_hits as per_example_scores
+from .base import no_labels as labels_used, no_reader_kwargs as reader_kwargs, not_encoder_scored as score_encoder
+from .base import one_per_line as write_submission, pad
 
+TITLE = "multiple choice"
+REQUIRED_FIELDS = ("choices", "label")
+OPTIONAL_FIELDS = {"context": "", "question": ""}
+HUB_FIELDS = ("context", "question", "choices", "label")
+NEEDS_LABELS = False  # the label is a choice index
+TRAINS = True
+POOLED_HEAD = True
+READS_EVERY_ROW = False
+TRANSLATION = "fields"
+TRANSLATABLE_FIELDS = ("context", "question", "choices")
+NOT_TRANSLATABLE_REASON = ""
 FEATURIZE_VERSION = 2
+
+
+def from_hub(record, spec):
+    if record["label"] == -1 or record["label"] == "":
+        return None  # unlabelled test rows
+    record["label"], record["choices"] = int(record["label"]), list(record["choices"])
+    return record
 
 
 def featurize(examples, tokenizer, spec, max_length, stride=None):
@@ -76,7 +97,7 @@ class ChoiceHead(nn.Module):
         return self.score(self.dropout(hidden[:, 0])).squeeze(-1)
 
 
-def make_head(hidden_size, spec):
+def make_head(hidden_size, spec, vocab_size=None, input_embeddings=None):
     return ChoiceHead(hidden_size)
 
 

@@ -11,9 +11,51 @@ import numpy as np
 import torch
 
 from .. import metrics
-from .base import batch_inputs
+from ..errors import XstiltsError
+from .base import accept_example as check_example, as_list as prediction_record, batch_inputs
+from .base import keep_stride as effective_stride, no_labels as labels_used
+from .base import no_per_example_scores as per_example_scores, no_reader_kwargs as reader_kwargs
+from .base import one_per_line as write_submission
 
+TITLE = "retrieval"
+REQUIRED_FIELDS = ("source", "target")  # an aligned split (Tatoeba) as one record of two lists
+OPTIONAL_FIELDS: dict = {}
+HUB_FIELDS = REQUIRED_FIELDS  # a hub row is one aligned pair
+NEEDS_LABELS = False
+TRAINS = False  # scored straight on the encoder (score_encoder); the pipeline trains no target phase
+POOLED_HEAD = False
+READS_EVERY_ROW = False
+TRANSLATION = None
+TRANSLATABLE_FIELDS = ()
+NOT_TRANSLATABLE_REASON = ""
 FEATURIZE_VERSION = 1
+NOT_TRAINED = "retrieval tasks are not trained: they are scored straight on the encoder (score_encoder)"
+
+
+def from_hub(record, spec):
+    return record
+
+
+def hub_records(records: list[dict]) -> list[dict]:
+    """Hub rows are aligned pairs; the split comes back as one ``{"source": [...], "target": [...]}`` record."""
+    return [{"source": [p["source"] for p in records], "target": [p["target"] for p in records]}]
+
+
+def count_examples(spec, split, lang, path_of, load) -> int:
+    """Queries (aligned pairs, BUCC gold pairs, LAReQA questions, Mewsli-X mentions) or candidates."""
+    from .. import readers as r
+
+    kind = spec.options.get("kind")
+    if kind == "aligned":
+        return len(r.read_tatoeba(path_of(split, lang), path_of(f"{split}_target", lang))["source"])
+    if kind == "bucc":
+        return len(r.read_bucc(path_of(split, lang), path_of(f"{split}_target", lang),
+                               path_of(f"{split}_gold", lang))["gold"])
+    if kind == "lareqa":
+        return len(r.read_xquad_r(path_of(split, lang))["questions"])
+    if split == "candidates":
+        return len(r.read_mewsli_x_entities(path_of(split, lang)))
+    return len(r.read_mewsli_x(path_of(split, lang)))
 
 
 def featurize(examples, tokenizer, spec, max_length, stride=None):
@@ -22,8 +64,20 @@ def featurize(examples, tokenizer, spec, max_length, stride=None):
     return {"input_ids": enc["input_ids"], "example_idx": list(range(len(examples)))}
 
 
-def make_head(hidden_size, spec):
-    return None
+def make_head(hidden_size, spec, vocab_size=None, input_embeddings=None):
+    raise XstiltsError(f"task {spec.name!r}: {NOT_TRAINED}")
+
+
+def loss_and_logits(head, hidden, batch):
+    raise XstiltsError(NOT_TRAINED)
+
+
+def decode(logits_rows, rows, examples, spec):
+    raise XstiltsError(f"task {spec.name!r}: retrieval has no head to decode; {NOT_TRAINED}")
+
+
+def score(predictions, examples, spec, lang):
+    raise XstiltsError(f"task {spec.name!r}: retrieval is scored by score_encoder (embeddings), not from predictions")
 
 
 COLLATE_COLUMNS = ("input_ids",)
@@ -57,7 +111,7 @@ def metric_names(spec) -> tuple[str, ...]:
     return KIND_METRICS.get(spec.options.get("kind", "aligned"), ())
 
 
-def evaluate(spec, split: str, lang: str, path_of, embed, *, limit: int | None = None,
+def score_encoder(spec, split: str, lang: str, path_of, embed, *, limit: int | None = None,
              per_example: list | None = None, aligned=None) -> dict[str, float]:
     """Score one language of a retrieval task.
 
@@ -121,3 +175,6 @@ def evaluate(spec, split: str, lang: str, path_of, embed, *, limit: int | None =
         return {"map@20": metrics.map_at_k([[ids[j] for j in row] for row in top],
                                            [{m["entity_id"]} for m in mentions], k=20)}
     raise ValueError(f"task {spec.name!r}: unknown retrieval kind {kind!r}")
+
+
+evaluate = score_encoder  # the older name

@@ -13,8 +13,24 @@ import torch
 from torch import nn
 
 from .. import metrics
-from .base import batch_inputs
+import json
+from pathlib import Path
 
+from .base import accept_example as check_example, batch_inputs, count_loaded as count_examples
+from .base import keep_records as hub_records, no_labels as labels_used, no_per_example_scores as per_example_scores
+from .base import no_reader_kwargs as reader_kwargs, not_encoder_scored as score_encoder
+
+TITLE = "span QA"
+REQUIRED_FIELDS = ("id", "question", "context", "answers")
+OPTIONAL_FIELDS: dict = {}
+HUB_FIELDS = REQUIRED_FIELDS
+NEEDS_LABELS = False
+TRAINS = True
+POOLED_HEAD = False
+READS_EVERY_ROW = False
+TRANSLATION = "spans"  # mark and translate: xstilts.translate.translate_span_qa
+TRANSLATABLE_FIELDS = ("question", "context")
+NOT_TRANSLATABLE_REASON = ""
 FEATURIZE_VERSION = 1
 N_BEST = 20
 MAX_ANSWER_TOKENS = 30
@@ -27,6 +43,13 @@ def _questions(examples, tokenizer, max_length):
     cap = max_length // 2
     out = [q if len(ids) <= cap else q[: off[cap - 1][1]] for q, ids, off in zip(questions, enc["input_ids"], enc["offset_mapping"])]
     return out, min(cap, max((len(i) for i in enc["input_ids"]), default=0))
+
+
+def from_hub(record, spec):
+    record["id"] = str(record["id"])
+    answers = record["answers"]
+    record["answers"] = {"text": list(answers["text"]), "answer_start": list(answers["answer_start"])}
+    return record
 
 
 def effective_stride(examples, tokenizer, max_length, stride=None) -> int:
@@ -70,7 +93,7 @@ def featurize(examples, tokenizer, spec, max_length, stride=None):
     return cols
 
 
-def make_head(hidden_size, spec):
+def make_head(hidden_size, spec, vocab_size=None, input_embeddings=None):
     return nn.Linear(hidden_size, 2)
 
 
@@ -147,3 +170,23 @@ def score(predictions, examples, spec, lang):
     if spec.options.get("mlqa_normalisation"):
         return metrics.mlqa(preds, refs, lang)
     return metrics.squad_v1(preds, refs)
+
+
+def prediction_record(predictions, examples) -> dict:
+    """Answers keyed by question id (the XTREME submission layout)."""
+    return {e["id"]: p for e, p in zip(examples, predictions)}
+
+
+def write_submission(preds, ids, dest_stem: Path) -> tuple[Path, str | None]:
+    """``<stem>.json``: ``{question id: answer}``; without saved ids the keys are example positions (warned)."""
+    warning = None
+    if isinstance(preds, dict):
+        answers = preds
+    elif ids is not None:
+        answers = dict(zip(ids, preds))
+    else:
+        answers = {str(i): a for i, a in enumerate(preds)}
+        warning = "no example ids saved: keys are example positions"
+    out = Path(f"{dest_stem}.json")
+    out.write_text(json.dumps(answers, ensure_ascii=False), encoding="utf-8")
+    return out, warning

@@ -11,10 +11,40 @@ import torch
 from torch import nn
 
 from .. import metrics
-from .base import batch_inputs, pad
+from pathlib import Path
 
+from .base import BadField, accept_example as check_example, as_list as prediction_record, batch_inputs
+from .base import count_loaded as count_examples, keep_records as hub_records, keep_stride as effective_stride
+from .base import no_per_example_scores as per_example_scores, no_reader_kwargs as reader_kwargs
+from .base import not_encoder_scored as score_encoder, pad
+
+TITLE = "tagging"
+REQUIRED_FIELDS = ("tokens", "tags")
+OPTIONAL_FIELDS: dict = {}
+HUB_FIELDS = REQUIRED_FIELDS
+NEEDS_LABELS = True  # a task without labels (CCG supertags) gets the tags its training data uses
+TRAINS = True
+POOLED_HEAD = False
+READS_EVERY_ROW = False
+TRANSLATION = None
+TRANSLATABLE_FIELDS = ()
+NOT_TRANSLATABLE_REASON = ("tagging tasks cannot be machine-translated: their labels belong to source words, and "
+                           "a translation has other words in another order (there is no label-preserving "
+                           "translation); use the English task, or a tagging task with data in the target language")
 FEATURIZE_VERSION = 1
 IGNORE = -100
+
+
+def from_hub(record, spec):
+    record["tokens"], record["tags"] = list(record["tokens"]), list(record["tags"])
+    bad = [t for t in record["tags"] if spec.labels and t not in spec.labels]
+    if bad:
+        raise BadField("tags", f"unknown tag {bad[0]!r}; tags: {', '.join(spec.labels)}")
+    return record
+
+
+def labels_used(examples) -> set:
+    return {t for e in examples for t in e["tags"]}
 
 
 def _windows(word_pieces: list[list[int]], budget: int) -> list[tuple[int, int]]:
@@ -72,7 +102,7 @@ class TokenHead(nn.Module):
         return self.out(self.dropout(hidden))
 
 
-def make_head(hidden_size, spec):
+def make_head(hidden_size, spec, vocab_size=None, input_embeddings=None):
     return TokenHead(hidden_size, len(spec.labels))
 
 
@@ -116,3 +146,10 @@ def score(predictions, examples, spec, lang):
     if spec.options.get("scheme") == "iob2":
         return metrics.tagging_f1(predictions, gold)
     return {"accuracy": metrics.pos_accuracy(predictions, gold), "f1": metrics.pos_f1(predictions, gold)}
+
+
+def write_submission(preds, ids, dest_stem: Path) -> tuple[Path, None]:
+    """``<stem>.tsv``: one tag per token line, a blank line after each sentence."""
+    out = Path(f"{dest_stem}.tsv")
+    out.write_text("".join("".join(f"{t}\n" for t in sent) + "\n" for sent in preds), encoding="utf-8")
+    return out, None
