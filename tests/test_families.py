@@ -425,3 +425,34 @@ def test_no_family_name_is_compared_outside_families():
              if p.relative_to(root).parts[0] not in allowed
              for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if compare.search(line)]
     assert found == []
+
+
+def test_a_new_family_is_one_module_plus_its_name(tmp_path, tiny_model, toy_data, monkeypatch):
+    """Adding a family = a module in xstilts.families + its name in FAMILIES + a task: a copy of classification
+    under another name runs the whole pipeline (head, pooling, prediction file, per-example scores) unchanged."""
+    import json
+    import sys
+    import types
+
+    from conftest import TOY_TASKS
+    from xstilts import config, pipeline
+    from xstilts.families import classification
+    from xstilts.tasks import registry
+    from xstilts.tasks import spec as spec_module
+
+    toy = types.ModuleType("xstilts.families.toy_family")
+    toy.__dict__.update({k: v for k, v in vars(classification).items() if not k.startswith("__")})
+    toy.TITLE = "toy family"
+    monkeypatch.setitem(sys.modules, "xstilts.families.toy_family", toy)
+    monkeypatch.setattr(spec_module, "FAMILIES", spec_module.FAMILIES + ("toy_family",))
+    monkeypatch.setattr(registry, "_TASKS", dict(registry._TASKS))  # the new task leaves with the test
+    task = {**TOY_TASKS[1], "name": "toy_topic_new_family", "family": "toy_family", "languages": ["en", "de"]}
+    train = {"lr": 1e-3, "batch_size": 16, "max_steps": 2, "eval_every": 2, "max_length": 32}
+    cfg = config.validate({"model": str(tiny_model), "data_dir": str(toy_data), "workdir": str(tmp_path / "w"),
+                           "tasks": [task], "target": {"tasks": [task["name"]], "seeds": [0], "train": train}})
+    result = pipeline.run(cfg, log=lambda m: None)
+    assert get_family("toy_family") is toy
+    assert {(r["lang"], r["metric"]) for r in result.rows} >= {("en", "accuracy"), ("de", "accuracy")}
+    ev = result.phases[-1]
+    assert len(ev.summary["example_scores"]["de"]) == 40  # per-example scores, as classification's
+    assert len(json.loads((ev.path / "predictions" / "de.json").read_text())) == 40

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Literal, Mapping, Protocol, runtime_checkable
 
-from ..tasks.spec import FAMILIES
+from ..tasks import spec as _spec
 
 
 @runtime_checkable
@@ -122,8 +122,8 @@ PROTOCOL: dict[str, Any] = {
 
 
 def get_family(name: str) -> ModuleType:
-    if name not in FAMILIES:
-        raise ValueError(f"unknown family {name!r}; families: {', '.join(FAMILIES)}")
+    if name not in _spec.FAMILIES:  # read at call time: the list lives in xstilts.tasks.spec
+        raise ValueError(f"unknown family {name!r}; families: {', '.join(_spec.FAMILIES)}")
     return importlib.import_module(f"{__name__}.{name}")
 
 

@@ -64,9 +64,9 @@ def _texts(value) -> list[str]:
 
 def translatable_families() -> tuple[str, ...]:
     from ..families import get_family
-    from ..tasks.spec import FAMILIES
+    from ..tasks import spec
 
-    return tuple(f for f in FAMILIES if get_family(f).TRANSLATION)
+    return tuple(f for f in spec.FAMILIES if get_family(f).TRANSLATION)
 
 
 def check_family(family: str):
