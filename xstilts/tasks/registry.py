@@ -1,4 +1,5 @@
-"""The task registry: register, look up, list. One place, one dict."""
+"""The task registry: register, look up, list. One place, one dict; the built-in catalogue
+(:mod:`xstilts.tasks.catalog`) is registered on the first lookup."""
 
 from __future__ import annotations
 
@@ -98,4 +99,7 @@ def _load_catalog():
     global _loaded
     if not _loaded:
         _loaded = True
-        from . import catalog  # noqa: F401  (registers the built-in tasks)
+        from .catalog import REPLACE, SPECS
+
+        for spec in SPECS:  # the built-in tasks
+            register(spec, replace=spec.name in REPLACE)
