@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from ..tasks.benchmarks import QA_TASKS, XTREME_CATEGORIES, XTREME_R_CATEGORIES, XTREME_R_TASKS, XTREME_TASKS
 from .aggregate import xtreme_score
-from .classification import accuracy
+from .classification import accuracy, accuracy_per_example
 from .qa import MLQA_LANGUAGES, mlqa, mlqa_tokens, normalize_mlqa_answer, normalize_squad_answer, squad_v1, squad_v2
+from .registry import Metric, get_metric, register_metric
 from .retrieval import (
     average_precision_at_k,
     bucc_best_threshold,
@@ -44,6 +45,7 @@ from .tagging import _seqeval_0012_chunks, pos_accuracy, pos_f1, pos_prf, taggin
 
 __all__ = [
     "accuracy",
+    "accuracy_per_example",
     "normalize_squad_answer",
     "squad_v1",
     "squad_v2",
@@ -70,4 +72,7 @@ __all__ = [
     "XTREME_TASKS",
     "XTREME_R_TASKS",
     "QA_TASKS",
+    "Metric",
+    "get_metric",
+    "register_metric",
 ]
