@@ -22,7 +22,7 @@ def run(n: int, dims: list[int], threads: int, k: int = 4, patch: str = "") -> l
     import numpy as np
 
     import patches
-    from xstilts import metrics
+    from xstilts.metrics import retrieval as metrics
 
     faiss_knn = metrics._knn_ip
     applied = patches.apply(patch)

@@ -80,7 +80,7 @@ def dense_embeddings():
 def torch_knn():
     """``metrics._knn_ip`` as blocked ``torch.mm`` + ``topk`` instead of faiss ``IndexFlatIP``:
     the same exact search, through torch's GEMM (which runs near this CPU's matmul peak)."""
-    from xstilts import metrics
+    from xstilts.metrics import retrieval as metrics
 
     metrics._knn_ip = knn_ip
 

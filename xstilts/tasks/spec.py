@@ -1,7 +1,7 @@
 """Task specifications: frozen records, data only.
 
 A task says *what* the data is (family, languages, where each split's files
-are, label set, metrics); the family module (``xstilts.families``) says *how*
+are, label set, the names of its metrics in :mod:`xstilts.metrics.registry`); the family module (``xstilts.families``) says *how*
 it is tokenized, scored and decoded. Adding an XNLI-like task touches only the
 catalog.
 """
@@ -79,8 +79,10 @@ class TaskSpec:
         format: reader name in :data:`xstilts.data.READERS` (``"jsonl"`` is the
             family-native JSON-lines layout).
         labels: label set (classification, tagging); empty for other families.
-        metrics: metric names, each one the family computes for this task (checked when it is
-            registered); the first is its primary metric (:attr:`primary_metric`).
+        metrics: names of :mod:`xstilts.metrics.registry` entries, each one the family computes for
+            this task (checked when it is registered); the first is its primary metric
+            (:attr:`primary_metric`). None (the default): the family's default metric, the first of
+            its ``metric_names(spec)``, filled in by :func:`xstilts.tasks.register`.
         train_task: for a target evaluated zero-shot, the task whose English
             ``train`` split fine-tunes it (None: this task's own English train).
         train_lang: language of the training data (English in the paper).
@@ -101,7 +103,7 @@ class TaskSpec:
     files: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
     format: str = "jsonl"
     labels: tuple[str, ...] = ()
-    metrics: tuple[str, ...] = ("accuracy",)
+    metrics: tuple[str, ...] | None = None
     train_task: str | None = None
     train_lang: str = "en"
     head: str | None = None
@@ -119,6 +121,9 @@ class TaskSpec:
     @property
     def primary_metric(self) -> str:
         """The one metric model selection, studies and reports read for this task."""
+        if not self.metrics:
+            raise ValueError(f"task {self.name!r}: no metrics; register it (xstilts.tasks.register) to get its "
+                             f"family's default metric")
         return self.metrics[0]
 
     @property

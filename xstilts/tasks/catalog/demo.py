@@ -5,19 +5,20 @@ Relative file paths resolve against the run's ``data_dir`` (the folder
 """
 
 from ...demo import CATEGORIES, DEFAULT_LANGUAGES, SAME_CATEGORY_TASK, IS_A_TASK, PAIR_LABELS, TARGET_TASK, YES_NO
-from ..registry import register
 from ..spec import TaskSpec
 
-register(TaskSpec(
+SPECS: list[TaskSpec] = []  # registered in this order by xstilts.tasks.registry
+
+SPECS.append(TaskSpec(
     name=SAME_CATEGORY_TASK,
     family="classification",
     languages=("en",),
     files={"train": f"{SAME_CATEGORY_TASK}/train-{{lang}}.jsonl"},
     labels=PAIR_LABELS,
     description="demo intermediate task: do two English CLDR names denote the same kind of thing? (same/different)",
-), replace=True)
+))
 
-register(TaskSpec(
+SPECS.append(TaskSpec(
     name=IS_A_TASK,
     family="classification",
     languages=("en",),
@@ -25,9 +26,9 @@ register(TaskSpec(
     labels=YES_NO,
     description="demo intermediate task: is this English CLDR name a country / language / currency / city / "
                 "unit / writing system / time zone / world region? (text pair: name, kind; yes/no)",
-), replace=True)
+))
 
-register(TaskSpec(
+SPECS.append(TaskSpec(
     name=TARGET_TASK,
     family="classification",
     languages=("en",) + DEFAULT_LANGUAGES,
@@ -36,4 +37,4 @@ register(TaskSpec(
     labels=CATEGORIES,
     description="demo target task: is a CLDR name a country, language, currency, city or unit? "
                 "Few-shot English training, zero-shot test in other languages",
-), replace=True)
+))

@@ -5,8 +5,9 @@ Paths are relative to the data folder; a tuple lists alternative layouts
 """
 
 from ...readers import NLI_LABELS
-from ..registry import register
 from ..spec import HubSource, MixtureSpec, TaskSpec
+
+SPECS: list[TaskSpec | MixtureSpec] = []  # registered in this order by xstilts.tasks.registry
 
 NLI = tuple(NLI_LABELS)
 NLI_COLUMNS = {"text_a": "premise", "text_b": "hypothesis"}
@@ -43,20 +44,20 @@ for name, fmt, files in [
                       "dev": ("snli/dev.jsonl", "snli_1.0/snli_1.0_dev.jsonl")}),
     *[(f"anli_r{r}", "anli", {"train": (f"anli/R{r}/train.jsonl",), "dev": (f"anli/R{r}/dev.jsonl",)}) for r in (1, 2, 3)],
 ]:
-    register(TaskSpec(name=name, family="classification", files=files, format=fmt, labels=NLI, head="nli",
+    SPECS.append(TaskSpec(name=name, family="classification", files=files, format=fmt, labels=NLI, head="nli",
                       hub=HUB.get(name),
                       description="English NLI; shares the 'nli' head with the other NLI tasks"))
 
-register(MixtureSpec(name="anli_plus", tasks=("snli", "mnli", "anli_r1", "anli_r2", "anli_r3"), rule="proportional"))
+SPECS.append(MixtureSpec(name="anli_plus", tasks=("snli", "mnli", "anli_r1", "anli_r2", "anli_r3"), rule="proportional"))
 
-register(TaskSpec(name="qqp", family="classification", format="qqp", labels=("0", "1"), hub=HUB["qqp"],
+SPECS.append(TaskSpec(name="qqp", family="classification", format="qqp", labels=("0", "1"), hub=HUB["qqp"],
                   files={"train": ("qqp/train.tsv", "QQP/train.tsv"), "dev": ("qqp/dev.tsv", "QQP/dev.tsv")},
                   description="Quora Question Pairs: are two questions duplicates?"))
 
-register(TaskSpec(name="squad", family="span_qa", format="squad", metrics=("f1", "exact_match"),
+SPECS.append(TaskSpec(name="squad", family="span_qa", format="squad", metrics=("f1", "exact_match"),
                   files={"train": ("squad/train-v1.1.json",), "dev": ("squad/dev-v1.1.json",)},
                   hub=HUB["squad"], description="SQuAD v1.1 extractive QA"))
-register(TaskSpec(name="squad_v2", family="span_qa", format="squad", metrics=("f1", "exact"),
+SPECS.append(TaskSpec(name="squad_v2", family="span_qa", format="squad", metrics=("f1", "exact"),
                   options={"version_2": True}, hub=HUB["squad_v2"],
                   files={"train": ("squad/train-v2.0.json",), "dev": ("squad/dev-v2.0.json",)},
                   description="SQuAD v2.0: extractive QA with unanswerable questions"))
@@ -71,8 +72,8 @@ for name, fmt, files, desc in [
     ("siqa", "siqa", {"train": ("siqa/train.jsonl",), "dev": ("siqa/dev.jsonl",), "test": ("siqa/v1.4/socialIQa_v1.4_tst.jsonl",)},
      "SocialIQA: social commonsense (3 answers)"),
 ]:
-    register(TaskSpec(name=name, family="multiple_choice", format=fmt, files=files, description=desc, hub=HUB[name]))
+    SPECS.append(TaskSpec(name=name, family="multiple_choice", format=fmt, files=files, description=desc, hub=HUB[name]))
 
-register(TaskSpec(name="ccg", family="tagging", format="ccg", metrics=("accuracy",),
+SPECS.append(TaskSpec(name="ccg", family="tagging", format="ccg", metrics=("accuracy",),
                   files={"train": ("ccg/train.tsv", "ccg/ccg.train"), "dev": ("ccg/dev.tsv", "ccg/ccg.dev")},
                   description="CCG supertagging (CCGbank); the supertag set is read from the training data"))

@@ -7,8 +7,9 @@ language it is evaluated in, once. XTREME-R additions are in ``xtreme_r.py``.
 from dataclasses import replace
 
 from ...readers import NLI_LABELS, PANX_TAGS, UPOS_TAGS
-from ..registry import get, register
 from ..spec import HubSource, TaskSpec
+
+SPECS: list[TaskSpec] = []  # registered in this order by xstilts.tasks.registry
 
 XNLI_LANGS = "ar bg de el en es fr hi ru sw th tr ur vi zh".split()
 PAWSX_LANGS = "de en es fr ja ko zh".split()
@@ -58,41 +59,41 @@ def pair_files(task):
     return {s: (f"{task}/{s}-{{lang}}.tsv",) for s in ("train", "dev", "test")}
 
 
-register(TaskSpec(name="xnli", hub=HUB["xnli"], family="classification", languages=tuple(XNLI_LANGS), format="xnli",
+SPECS.append(TaskSpec(name="xnli", hub=HUB["xnli"], family="classification", languages=tuple(XNLI_LANGS), format="xnli",
                   labels=tuple(NLI_LABELS), head="nli", files=pair_files("xnli"),
                   description="XNLI: NLI in 15 languages; English train = MNLI (XTREME's xnli/train-en.tsv)"))
-register(TaskSpec(name="pawsx", hub=HUB["pawsx"], family="classification", languages=tuple(PAWSX_LANGS), format="pawsx",
+SPECS.append(TaskSpec(name="pawsx", hub=HUB["pawsx"], family="classification", languages=tuple(PAWSX_LANGS), format="pawsx",
                   labels=("0", "1"), files=pair_files("pawsx"),
                   description="PAWS-X: paraphrase identification in 7 languages"))
-register(TaskSpec(name="udpos", hub=HUB["udpos"], family="tagging", languages=tuple(UDPOS_LANGS), format="udpos", labels=tuple(UPOS_TAGS),
+SPECS.append(TaskSpec(name="udpos", hub=HUB["udpos"], family="tagging", languages=tuple(UDPOS_LANGS), format="udpos", labels=tuple(UPOS_TAGS),
                   metrics=("f1", "accuracy"), files=pair_files("udpos"),
                   description="UD-POS (UD v2.5, treebanks merged per language); XTREME reports seqeval F1"))
-register(TaskSpec(name="panx", hub=HUB["panx"], family="tagging", languages=tuple(PANX_LANGS), format="panx", labels=tuple(PANX_TAGS),
+SPECS.append(TaskSpec(name="panx", hub=HUB["panx"], family="tagging", languages=tuple(PANX_LANGS), format="panx", labels=tuple(PANX_TAGS),
                   metrics=("f1",), options={"scheme": "iob2"}, files=pair_files("panx"),
                   description="PAN-X / WikiANN NER, span F1 (seqeval)"))
-register(TaskSpec(name="xquad", hub=HUB["xquad"], family="span_qa", languages=tuple(XQUAD_LANGS), format="xquad", train_task="squad",
+SPECS.append(TaskSpec(name="xquad", hub=HUB["xquad"], family="span_qa", languages=tuple(XQUAD_LANGS), format="xquad", train_task="squad",
                   metrics=("f1", "exact_match"), files={"test": ("xquad/xquad.{lang}.json",)},
                   description="XQuAD: SQuAD v1.1 dev translated into 11 languages; trained on SQuAD v1.1"))
-register(TaskSpec(name="mlqa", hub=HUB["mlqa"], family="span_qa", languages=tuple(MLQA_LANGS), format="mlqa", train_task="squad",
+SPECS.append(TaskSpec(name="mlqa", hub=HUB["mlqa"], family="span_qa", languages=tuple(MLQA_LANGS), format="mlqa", train_task="squad",
                   metrics=("f1", "exact_match"), options={"mlqa_normalisation": True},
                   files={"dev": ("mlqa/dev/dev-context-{lang}-question-{lang}.json",
                                  "mlqa/MLQA_V1/dev/dev-context-{lang}-question-{lang}.json"),
                          "test": ("mlqa/test/test-context-{lang}-question-{lang}.json",
                                   "mlqa/MLQA_V1/test/test-context-{lang}-question-{lang}.json")},
                   description="MLQA: extractive QA, language-aware normalisation; trained on SQuAD v1.1"))
-register(TaskSpec(name="tydiqa", hub=HUB["tydiqa"], family="span_qa", languages=tuple(TYDIQA_LANGS), format="tydiqa",
+SPECS.append(TaskSpec(name="tydiqa", hub=HUB["tydiqa"], family="span_qa", languages=tuple(TYDIQA_LANGS), format="tydiqa",
                   metrics=("f1", "exact_match"), eval_split="dev",
                   files={"train": ("tydiqa/train/tydiqa.goldp.{lang}.train.json",
                                    "tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.{lang}.train.json"),
                          "dev": ("tydiqa/dev/tydiqa.goldp.{lang}.dev.json",
                                  "tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json")},
                   description="TyDiQA-GoldP; trained on its English train split, evaluated on dev (test is hidden)"))
-register(TaskSpec(name="bucc2018", family="retrieval", languages=tuple(BUCC_LANGS), format="bucc", metrics=("f1",),
+SPECS.append(TaskSpec(name="bucc2018", family="retrieval", languages=tuple(BUCC_LANGS), format="bucc", metrics=("f1",),
                   options={"kind": "bucc"}, eval_split="test",
                   files={f"{s}{part}": (f"bucc2018/{{lang}}-en.{s}.{ext}",) for s in ("dev", "test")
                          for part, ext in (("", "{lang}"), ("_target", "en"), ("_gold", "gold"))},
                   description="BUCC 2018 bitext mining; ratio-margin (k=4), threshold tuned for F1 on dev"))
-register(TaskSpec(name="tatoeba", hub=HUB["tatoeba"], family="retrieval", languages=tuple(TATOEBA_LANGS), format="tatoeba",
+SPECS.append(TaskSpec(name="tatoeba", hub=HUB["tatoeba"], family="retrieval", languages=tuple(TATOEBA_LANGS), format="tatoeba",
                   options={"kind": "aligned"}, files={"test": ("tatoeba/tatoeba.{lang3}-eng.{lang3}",),
                                                      "test_target": ("tatoeba/tatoeba.{lang3}-eng.eng",)},
                   description="Tatoeba: for each English sentence the nearest xx sentence by cosine (as XTREME), accuracy"))
@@ -106,8 +107,9 @@ UD_TREEBANKS = {
     "imst": ("tr",),
     "pud": tuple("ar cs de en es fi fr hi id is it ja ko pl pt ru sv th tr zh".split()),  # parallel, 1000 sentences
 }
+_udpos = next(s for s in SPECS if s.name == "udpos")
 for _tb, _langs in UD_TREEBANKS.items():
-    register(replace(get("udpos"), name=f"udpos_{_tb}", languages=_langs, format="conllu", train_task="udpos", hub=None,
+    SPECS.append(replace(_udpos, name=f"udpos_{_tb}", languages=_langs, format="conllu", train_task="udpos", hub=None,
                      files={s: (f"ud/{{lang}}_{_tb}-ud-{s}.conllu",) for s in (("dev", "test") if _tb == "ewt" else ("test",))},
                      eval_split="test",
                      description=f"UD-POS on the UD {_tb.upper()} treebank test sets (CoNLL-U UPOS); trained on udpos"))

@@ -3,10 +3,11 @@
 from dataclasses import replace
 
 from ...readers import COPA_QUESTIONS, PANX_TAGS, UPOS_TAGS
-from ..registry import register
 from ..spec import HubSource, TaskSpec
 from .xtreme import HUB as XTREME_HUB
 from .xtreme import PANX_LANGS, UDPOS_LANGS
+
+SPECS: list[TaskSpec] = []  # registered in this order by xstilts.tasks.registry
 
 XCOPA_LANGS = "et ht id it qu sw ta th tr vi zh".split()
 LAREQA_LANGS = "ar de el en es hi ru th tr vi zh".split()
@@ -26,26 +27,26 @@ HUB = {
                         columns={"tags": "ner_tags"}),
 }
 
-register(TaskSpec(name="copa", hub=HUB["copa"], family="multiple_choice", format="copa",
+SPECS.append(TaskSpec(name="copa", hub=HUB["copa"], family="multiple_choice", format="copa",
                   files={"train": ("xcopa/copa_en/train-en.jsonl", "copa/train.jsonl"),
                          "dev": ("xcopa/copa_en/val-en.jsonl", "copa/val.jsonl")},
                   description="English COPA (XCOPA's training set)"))
-register(TaskSpec(name="xcopa", hub=HUB["xcopa"], family="multiple_choice", languages=tuple(XCOPA_LANGS), format="xcopa", train_task="copa",
+SPECS.append(TaskSpec(name="xcopa", hub=HUB["xcopa"], family="multiple_choice", languages=tuple(XCOPA_LANGS), format="xcopa", train_task="copa",
                   files={"dev": ("xcopa/data/{lang}/val.{lang}.jsonl",), "test": ("xcopa/data/{lang}/test.{lang}.jsonl",)},
                   description="XCOPA: causal commonsense in 11 languages; trained on COPA (XTREME-R adds SIQA first)"))
-register(TaskSpec(name="lareqa", family="retrieval", languages=tuple(LAREQA_LANGS), format="xquad_r", metrics=("map@20",),
+SPECS.append(TaskSpec(name="lareqa", family="retrieval", languages=tuple(LAREQA_LANGS), format="xquad_r", metrics=("map@20",),
                   options={"kind": "lareqa"}, files={"test": ("lareqa/xquad-r/{lang}.json",)},
                   description="LAReQA XQuAD-R: language-agnostic answer-sentence retrieval over all languages, mAP@20"))
-register(TaskSpec(name="mewsli_x", family="retrieval", languages=tuple(MEWSLI_LANGS), format="mewsli_x", metrics=("map@20",),
+SPECS.append(TaskSpec(name="mewsli_x", family="retrieval", languages=tuple(MEWSLI_LANGS), format="mewsli_x", metrics=("map@20",),
                   options={"kind": "mewsli"},
                   files={"test": ("mewsli-x/wikinews_mentions-test.jsonl",),
                          "candidates": ("mewsli-x/candidate_set_entities.jsonl",)},
                   description="Mewsli-X: entity retrieval for mentions in 11 languages, mAP@20"))
-register(TaskSpec(name="udpos_r", hub=HUB["udpos_r"], family="tagging", languages=tuple(UDPOS_R_LANGS), format="udpos", train_task="udpos",
+SPECS.append(TaskSpec(name="udpos_r", hub=HUB["udpos_r"], family="tagging", languages=tuple(UDPOS_R_LANGS), format="udpos", train_task="udpos",
                   labels=tuple(UPOS_TAGS), metrics=("f1", "accuracy"),
                   files={s: (f"udpos/{s}-{{lang}}.tsv",) for s in ("dev", "test")},
                   description="UD-POS with XTREME-R's 38 languages"))
-register(TaskSpec(name="panx_r", hub=HUB["panx_r"], family="tagging", languages=tuple(PANX_R_LANGS), format="panx", train_task="panx",
+SPECS.append(TaskSpec(name="panx_r", hub=HUB["panx_r"], family="tagging", languages=tuple(PANX_R_LANGS), format="panx", train_task="panx",
                   labels=tuple(PANX_TAGS), metrics=("f1",), options={"scheme": "iob2"},
                   files={s: (f"panx/{s}-{{lang}}.tsv",) for s in ("dev", "test")},
                   description="PAN-X NER with XTREME-R's 48 languages"))
