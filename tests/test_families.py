@@ -19,7 +19,11 @@ def tok(tiny_model):
     return AutoTokenizer.from_pretrained(tiny_model)
 
 
-def test_registry_rejects_duplicates_and_suggests_close_names():
+def test_registry_rejects_duplicates_and_suggests_close_names(monkeypatch):
+    from xstilts.tasks import registry
+
+    get("xnli")  # the catalogue is loaded; the probe below is registered into a copy restored afterwards
+    monkeypatch.setattr(registry, "_TASKS", dict(registry._TASKS))
     register(TaskSpec(name="dup_probe", family="classification", labels=("a", "b")))
     with pytest.raises(ValueError, match="already registered"):
         register(TaskSpec(name="dup_probe", family="classification"))

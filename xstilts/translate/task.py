@@ -293,7 +293,7 @@ def config_snippet(spec, split: str, languages: list[str], out_dir, data_dir=Non
              f"    languages: [{', '.join(languages)}]", f"    files: {{{split}: {q(template)}}}"]
     if spec.labels:
         lines.append(f"    labels: [{', '.join(q(x) for x in spec.labels)}]")
-    if tuple(spec.metrics) != ("accuracy",):
+    if spec.metrics is not None and tuple(spec.metrics) != ("accuracy",):
         lines.append(f"    metrics: [{', '.join(spec.metrics)}]")
     if spec.head:
         lines.append(f"    head: {spec.head}")
