@@ -1,11 +1,11 @@
-"""xstilts.dropout: CPU dropout masks from SFC64, installed into transformers encoders by load_encoder."""
+"""xstilts.train.fast_dropout: CPU dropout masks from SFC64, installed into transformers encoders by load_encoder."""
 
 import json
 
 import pytest
 import torch
 
-from xstilts.dropout import ATTENTION, FastDropout, attention, fast_dropout, keep_mask
+from xstilts.train.fast_dropout import ATTENTION, FastDropout, attention, fast_dropout, keep_mask
 from xstilts.model import load_encoder
 
 

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .dropout import install as install_fast_dropout
+from .train.fast_dropout import install as install_fast_dropout
 from .errors import ConfigError
 from .families import get_family
 from .tasks import TaskSpec
