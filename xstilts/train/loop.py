@@ -29,7 +29,7 @@ from .. import active_rows, distributed, progress
 from ..config import MixtureConfig, TrainConfig
 from ..data import TokenIds
 from ..tasks import TaskSpec
-from . import checkpoint
+from . import checkpoint, fast_dropout
 from .parts import Mixture, adamw
 from .ranks import Ranks, dev_score, make_accelerator
 
@@ -72,6 +72,7 @@ def train(model, tasks: list[TrainTask], cfg: TrainConfig, out_dir: Path, *, tok
     out_dir = Path(out_dir)
     accelerator = make_accelerator(cfg.precision)
     ranks = Ranks(accelerator)
+    fast_dropout.use(model.encoder, cfg.fast_dropout)  # CPU dropout masks from SFC64, or torch's
     set_seed(seed)
     tok = TokenIds.of(tokenizer)
     mix = Mixture(tasks, cfg, mixture, seed, ranks.world)  # task probabilities, one batch stream per task
