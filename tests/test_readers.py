@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require_shared_data
-from xstilts import readers as R
+from xstilts import io as R
 from xstilts.errors import DataError, XstiltsError
 
 BAD = Path(__file__).resolve().parent / "fixtures" / "bad"

@@ -21,7 +21,7 @@ import numpy as np
 from . import progress
 from .errors import ConfigError, DataError
 from .families import get_family
-from .readers import ReadStats, file_present, read_squad
+from .io import ReadStats, file_present, read_squad
 from .tasks import TaskSpec
 
 
@@ -71,10 +71,10 @@ REQUIRED_FIELDS = {
 
 
 def readers() -> dict:
-    """Reader name -> function. The benchmark readers live in :mod:`xstilts.readers`."""
+    """Reader name -> function. The benchmark readers live in :mod:`xstilts.io`."""
     table = {"jsonl": read_jsonl}
     try:
-        from . import readers as r
+        from . import io as r
 
         table.update(getattr(r, "READERS", {}))
     except ImportError:
@@ -109,7 +109,7 @@ def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit
                   stats=None):
     """Read one split of one language as a list of family-format dicts.
 
-    ``stats`` (a :class:`xstilts.readers.ReadStats`) collects what the reader
+    ``stats`` (a :class:`xstilts.io.ReadStats`) collects what the reader
     skipped and warned about; without it, warnings are logged.
 
     Raises:
@@ -286,7 +286,7 @@ def _hub_value(row: dict, source, names: dict):
 
 def load_aligned(spec: TaskSpec, split: str, lang: str, data_dir=None) -> dict:
     """An aligned retrieval split (Tatoeba): ``{"source": [xx sentences], "target": [English]}``, files or hub."""
-    from . import readers
+    from . import io as readers
 
     src = task_file(spec, split, lang, data_dir)
     if not src.exists() and data_dir is None:
@@ -491,7 +491,7 @@ def check(data_dir, task_names: list[str] | None = None, count: bool = True, ski
 
 
 def _count(spec: TaskSpec, split: str, lang: str, data_dir, skip_invalid: bool, stats) -> int:
-    from . import readers as r
+    from . import io as r
 
     kind = spec.options.get("kind")
     if spec.family != "retrieval":

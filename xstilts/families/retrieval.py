@@ -72,7 +72,7 @@ def evaluate(spec, split: str, lang: str, path_of, embed, *, limit: int | None =
         aligned: ``(split, lang) -> {"source", "target"}`` for aligned tasks (files or the hub,
             :func:`xstilts.data.load_aligned`); default: the files of ``path_of``.
     """
-    from .. import readers
+    from .. import io as readers
 
     kind = spec.options.get("kind", "aligned")
     if kind == "aligned":  # Tatoeba (as XTREME): the nearest xx sentence of each English sentence must be its translation

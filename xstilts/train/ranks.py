@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, DistributedType

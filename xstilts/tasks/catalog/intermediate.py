@@ -4,7 +4,7 @@ Paths are relative to the data folder; a tuple lists alternative layouts
 (the first file that exists wins, and ``.gz`` is tried after each).
 """
 
-from ...readers import NLI_LABELS
+from ...io import NLI_LABELS
 from ..registry import register
 from ..spec import HubSource, MixtureSpec, TaskSpec
 
