@@ -91,14 +91,14 @@ class PeakSampler:
 
 
 def xnli(split: str, limit: int | None):
-    from xstilts.readers import read_xnli
+    from xstilts.io import read_xnli
 
     rows = read_xnli(DATA / "xnli" / f"{split}-en.tsv")
     return rows[:limit] if limit else rows
 
 
 def tydiqa(split: str, limit: int | None):
-    from xstilts.readers import read_tydiqa
+    from xstilts.io import read_tydiqa
 
     rows = read_tydiqa(DATA / "tydiqa" / split / f"tydiqa.goldp.en.{split}.json",
                        duplicate_ids="rename" if split == "train" else "error")  # the train file reuses ids
@@ -111,7 +111,7 @@ def corpus() -> list[str]:
     Multilingual text in the corpus keeps English segmentation about as coarse as
     XLM-R's (a 16k English-only vocabulary would give unrealistically short inputs).
     """
-    from xstilts.readers import read_xnli, read_xquad
+    from xstilts.io import read_xnli, read_xquad
 
     text = []
     for f in sorted((DATA / "xnli").glob("dev-*.tsv")):

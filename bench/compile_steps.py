@@ -36,11 +36,12 @@ def run(args) -> list[dict]:
     import xstilts
     from xstilts.model import MultiTaskModel, load_encoder
     from xstilts.tasks import get
+    from xstilts.train import fast_dropout
 
     xstilts._quiet_libraries()
     torch.manual_seed(0)
     spec = get("xnli")
-    eager = MultiTaskModel(load_encoder(args.model))
+    eager = MultiTaskModel(fast_dropout.use(load_encoder(args.model), True))  # as the training loop does
     eager.add_task(spec)
     models = {"eager": eager}
     variants = [(m, int(k)) for m, k in (v.split(":") for v in args.variants.split(","))]

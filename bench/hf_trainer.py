@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PeakSampler, matmul_peak, rss_mb, set_threads, tydiqa, xnli  # noqa: E402
 
-LABELS = ("entailment", "neutral", "contradiction")  # xstilts.readers.NLI_LABELS order
+LABELS = ("entailment", "neutral", "contradiction")  # xstilts.io.NLI_LABELS order
 
 
 def _pair_features(tokenizer, examples, max_length, padding):

@@ -3,11 +3,11 @@
 Each entry of ``PATCHES`` is a function that patches ``xstilts`` in this process.
 ``apply("a,b")`` applies them in order (bundle names expand, see ``BUNDLES``) and returns the names applied.
 
-The speed-ups first prototyped here are in the core now: fused AdamW on CPU (``train._adamw``),
+The speed-ups first prototyped here are in the core now: fused AdamW on CPU (``xstilts.train.parts._adamw``),
 batches that read only the columns collate needs (``families.base.collate_view``, for training and
 prediction), padding by one numpy fill (``families.base.pad``), vectorised span-QA decoding
 (``span_qa.decode``), chunked featurization (``data.featurized``) and dropout masks from SFC64
-(``xstilts.dropout``; ``torch_dropout`` measures torch's own). What is left did not win here:
+(``xstilts.train.fast_dropout``; ``torch_dropout`` measures torch's own). What is left did not win here:
 
 * ``foreach_adamw``: multi-tensor AdamW instead of the core's fused one;
 * ``dense_embeddings``: the whole word-embedding table trained every step (before exact active rows);
@@ -116,10 +116,11 @@ def eager_attention():
 
 @patch
 def torch_dropout():
-    """torch's own dropout (``bernoulli_`` masks) instead of ``xstilts.dropout``: load_encoder without the swap."""
-    from xstilts import model as m
+    """torch's own dropout (``bernoulli_`` masks) instead of ``xstilts.train.fast_dropout``: as ``train.fast_dropout: false``."""
+    from xstilts.train import fast_dropout as fd
 
-    m.install_fast_dropout = lambda encoder: encoder
+    use = fd.use
+    fd.use = lambda model, enabled: use(model, False)
 
 
 @patch

@@ -61,6 +61,53 @@ def pytest_make_collect_report(collector):
     _fail_if_missing((yield).get_result(), "a test module")
 
 
+# ---------------------------------------------------------------- test tiers
+# Every test gets exactly one tier marker, from its module's entry here (the one place tiers are decided):
+#   unit          pure functions and small fixtures, no model;
+#   integration   tiny models built in-process, whole pipelines, CLI and subprocess runs;
+#   real_data     reads the benchmark data in ../shared/data;
+#   multiprocess  several processes under accelerate launch.
+# A test marked ``needs_data`` or using the ``shared_data`` fixture is real_data whatever its module; a test that
+# carries a tier marker itself keeps it. Select with ``pytest -m unit`` (or ``-m "not multiprocess"``, ...);
+# CI runs every tier. tests/test_layout.py checks that every test module is listed exactly once.
+TIERS = {
+    "unit": ["test_metrics", "test_store", "test_extras", "test_readers", "test_official", "test_families"],
+    "integration": ["test_active_rows", "test_ci", "test_dropout", "test_export", "test_grid", "test_hub",
+                    "test_layout", "test_me5", "test_pipeline", "test_progress", "test_quickstart", "test_report",
+                    "test_resume_and_errors", "test_selection", "test_studies", "test_tracking", "test_translate"],
+    "real_data": ["test_real_data"],
+    "multiprocess": ["test_multiprocess"],
+}
+TIER_OF_MODULE = {module: tier for tier, modules in TIERS.items() for module in modules}
+
+
+def _reads_shared_data(item) -> bool:
+    if "shared_data" in getattr(item, "fixturenames", ()):
+        return True
+    return any(m.name == "skipif" and m.kwargs.get("reason") == NO_SHARED_DATA for m in item.iter_markers())
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        own = [m.name for m in item.iter_markers() if m.name in TIERS]
+        if len(own) > 1:
+            raise pytest.UsageError(f"{item.nodeid}: several tier markers {own}; a test has exactly one")
+        if own:
+            continue
+        tier = TIER_OF_MODULE.get(item.path.stem)
+        if tier is None:
+            continue  # not one of this suite's modules (tests/test_ci.py's inner run); test_layout guards ours
+        if tier != "multiprocess" and _reads_shared_data(item):
+            tier = "real_data"
+        item.add_marker(tier)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The benchmark data folder (a test using it is tiered real_data); skips as :func:`require_shared_data`."""
+    return require_shared_data()
+
+
 # A toy topic task: is the sentence about animals or about food? Same words in three languages.
 WORDS = {
     "en": {"animal": ["cat", "dog", "horse", "bird", "fish", "cow"], "food": ["bread", "cheese", "apple", "soup", "rice", "cake"],

@@ -1,11 +1,13 @@
-"""xstilts.dropout: CPU dropout masks from SFC64, installed into transformers encoders by load_encoder."""
+"""xstilts.train.fast_dropout: CPU dropout masks from SFC64, installed into the encoder by the training loop
+(the ``train.fast_dropout`` setting)."""
 
 import json
 
 import pytest
 import torch
 
-from xstilts.dropout import ATTENTION, FastDropout, attention, fast_dropout, keep_mask
+from xstilts.train.fast_dropout import (ATTENTION, FastDropout, attention, fast_dropout, installed, keep_mask,
+                                        missing_api, use)
 from xstilts.model import load_encoder
 
 
@@ -83,10 +85,12 @@ def test_attention_dropout_keeps_the_expected_output():
     n = out.numel()  # 32768 elements; each ratio is 0 or 1 / (1 - p): sd of the mean sqrt(p / (1 - p) / n) = 0.0036
     assert abs((out / ref).mean().item() - 1.0) < 4 * (p / (1 - p) / n) ** 0.5
 
-def test_load_encoder_installs_it_without_changing_outputs_or_saved_config(tiny_model, tmp_path):
+def test_use_installs_and_removes_it_without_changing_outputs_or_saved_config(tiny_model, tmp_path):
     from transformers import AutoModel
 
     enc = load_encoder(str(tiny_model))
+    assert not installed(enc)  # the training loop decides (train.fast_dropout), not the loader
+    use(enc, True)
     assert enc.config._attn_implementation == ATTENTION
     assert any(isinstance(m, FastDropout) for m in enc.modules())
     assert not any(type(m) is torch.nn.Dropout for m in enc.modules())
@@ -106,3 +110,84 @@ def test_load_encoder_installs_it_without_changing_outputs_or_saved_config(tiny_
     enc.save_pretrained(tmp_path)
     assert ATTENTION not in (tmp_path / "config.json").read_text()
     assert json.loads((tmp_path / "config.json").read_text())["hidden_dropout_prob"] == 0.1
+    # train.fast_dropout: false -> torch's dropout and SDPA again, the same modules and rates
+    use(enc, False)
+    assert enc.config._attn_implementation == "sdpa" and not installed(enc)
+    assert sorted(m.p for m in enc.modules() if type(m) is torch.nn.Dropout) == \
+        sorted(m.p for m in plain.modules() if type(m) is torch.nn.Dropout)
+
+
+def test_attention_dropout_is_unbiased_over_many_draws():
+    """The mean of N dropped-out attention outputs equals SDPA's output without dropout.
+
+    Each output element is sum_j a_ij m_ij / (1 - p) v_j with m_ij ~ Bernoulli(1 - p): its variance is
+    p / (1 - p) sum_j a_ij^2 v_j^2, so the mean of N draws has standard deviation sd = sqrt(that / N). The
+    tolerance is 5 sd per element (two-sided 6e-7 each; over these 2 x 2 x 6 x 8 = 192 elements a false
+    failure has probability < 1e-4, and the test is seeded). The 1/65536 rounding of p biases the mean by a
+    factor 1 - 4e-6, far below 5 sd."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    class Module:
+        is_causal = False
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 2, 6, 8).unbind(0)  # (batch, heads, length, head dim)
+    p, n = 0.3, 4000
+    ref, _ = sdpa_attention_forward(Module(), q, k, v, None)  # (batch, length, heads, head dim)
+    total = torch.zeros_like(ref, dtype=torch.float64)
+    for _ in range(n):
+        out, _ = attention(Module(), q, k, v, None, dropout=p)
+        total += out.double()
+    a = torch.softmax(q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5, dim=-1).double()
+    sd = (p / (1 - p) * (a ** 2) @ (v.double() ** 2) / n).sqrt().transpose(1, 2)
+    err = (total / n - ref.double()).abs()
+    assert (err < 5 * sd).all(), f"worst |mean - sdpa| / sd = {(err / sd).max():.2f}"
+    assert (err / sd).mean() > 0.1  # the draws differ: an all-equal (dropout-free) path would sit at 0
+
+
+def test_dropout_reaches_the_attention_function_in_training_only(tiny_model, monkeypatch):
+    """If transformers ever stops passing ``dropout=`` to attention functions, CPU training would silently lose
+    attention dropout: the registered function must see p > 0 in training mode and 0 in eval mode."""
+    from transformers import AttentionInterface
+
+    enc = use(load_encoder(str(tiny_model)), True)
+    p = enc.config.attention_probs_dropout_prob
+    assert p > 0
+    seen = []
+
+    def spy(module, query, key, value, attention_mask, dropout: float = 0.0, **kwargs):
+        seen.append(dropout)
+        return attention(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
+
+    monkeypatch.setitem(AttentionInterface._global_mapping, ATTENTION, spy)
+    ids = torch.randint(5, enc.config.vocab_size, (2, 9))
+    enc.train()(input_ids=ids, attention_mask=torch.ones_like(ids))
+    assert seen == [p] * enc.config.num_hidden_layers
+    seen.clear()
+    enc.eval()(input_ids=ids, attention_mask=torch.ones_like(ids))
+    assert seen == [0.0] * enc.config.num_hidden_layers
+
+
+def test_without_the_attention_api_it_falls_back_to_sdpa_with_a_one_line_warning(tiny_model, monkeypatch):
+    import transformers.masking_utils
+
+    assert missing_api() is None  # the installed transformers has what the attention swap needs
+    monkeypatch.delattr(transformers.masking_utils, "sdpa_mask")
+    assert "sdpa_mask" in missing_api()
+    enc = load_encoder(str(tiny_model))
+    with pytest.warns(UserWarning) as caught:
+        use(enc, True)
+    assert len(caught) == 1 and "\n" not in str(caught[0].message) and "fast_dropout" in str(caught[0].message)
+    assert enc.config._attn_implementation == "sdpa"  # torch's SDPA, with its own attention dropout
+    assert any(isinstance(m, FastDropout) for m in enc.modules())  # hidden-layer dropout needs no transformers API
+
+
+def test_the_setting_is_hash_neutral_at_its_default():
+    """train.fast_dropout enters a phase's config (hence its hash) only when off: existing phase keys hold."""
+    from xstilts.config import TrainConfig, validate
+
+    assert "fast_dropout" not in TrainConfig().model_dump()
+    assert TrainConfig().model_dump() == TrainConfig(fast_dropout=True).model_dump()
+    assert TrainConfig(fast_dropout=False).model_dump()["fast_dropout"] is False
+    cfg = validate({"target": {"train": {"fast_dropout": False}}})
+    assert validate(cfg.model_dump()).target.train.fast_dropout is False  # the dump reads back the same

@@ -47,7 +47,8 @@ def logged(what, fn, arg=0):
     return wrapper
 
 import datasets, transformers
-from xstilts import checkpoint, pipeline, store
+from xstilts import pipeline, store
+from xstilts.train import checkpoint
 from xstilts.model import MultiTaskModel
 
 pipeline.write_json_atomic = logged("json", pipeline.write_json_atomic)

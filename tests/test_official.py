@@ -185,7 +185,7 @@ def test_tatoeba_equals_official_similarity_search(case, dim):
 
     import numpy as np
 
-    from xstilts.readers import read_tatoeba
+    from xstilts.io import read_tatoeba
 
     _need_data()
     want = _official("tatoeba.json")["cases"][case]
@@ -237,7 +237,7 @@ def _bucc_embeddings(zh_texts, en_texts, gold_text_pairs, dim=64):
 def test_bucc_mining_threshold_f1_equal_official():
     import hashlib
 
-    from xstilts.readers import read_bucc
+    from xstilts.io import read_bucc
 
     _need_data()
     want = _official("bucc.json")["official"]
@@ -399,7 +399,7 @@ def test_accuracy_equals_official():
 
 
 def _lareqa_case(langs=("de", "zh", "ar")):
-    from xstilts.readers import read_xquad_r
+    from xstilts.io import read_xquad_r
 
     pool, relevant, questions = [], {}, {}
     for lang in langs:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_shared_data
-from xstilts import readers as R
+from xstilts import io as R
 from xstilts.errors import DataError, XstiltsError
 
 BAD = Path(__file__).resolve().parent / "fixtures" / "bad"
@@ -37,8 +36,8 @@ LAREQA_LANGS = "ar de el en es hi ru th tr vi zh".split()
 
 
 @pytest.fixture(scope="module")
-def data() -> Path:
-    return require_shared_data()
+def data(shared_data) -> Path:
+    return shared_data  # the benchmark data: these tests are tiered real_data (conftest.TIERS)
 
 
 def _read(fn, *args, **kw):

@@ -81,7 +81,7 @@ def test_udpos_tagging(tmp_path, real_tiny):
               eval={"languages": ["de", "zh", "ar"], "split": "dev", "limit": 10})
     assert langs_of(res.rows, "f1") == {"de", "zh", "ar"}
     preds = json.loads((res.phases[-1].path / "predictions" / "de.json").read_text())
-    from xstilts.readers import read_udpos
+    from xstilts.io import read_udpos
 
     gold = read_udpos(SHARED_DATA / "udpos" / "dev-de.tsv.gz")[:10]
     assert [len(p) for p in preds] == [len(g["tokens"]) for g in gold]  # every word predicted, none truncated
@@ -96,7 +96,7 @@ def test_bucc_mining_runs_on_dev(tmp_path, real_tiny):
     spec = get("bucc2018")
     # An oracle embedding: gold pairs share a random vector, everything else is noise. Mining must find them.
     rng = np.random.default_rng(0)
-    from xstilts.readers import read_bucc
+    from xstilts.io import read_bucc
 
     d = read_bucc(*(task_file(spec, s, "zh", SHARED_DATA) for s in ("dev", "dev_target", "dev_gold")))
     gold_vec = {s: rng.normal(size=64) for s, _ in d["gold"]}
@@ -155,7 +155,7 @@ def test_udpos_zero_shot_on_pud_treebanks(tmp_path, real_tiny):
               eval={"languages": ["ar", "hi"], "limit": 10})
     assert langs_of(res.rows, "f1") == {"ar", "hi"}
     assert {r["split"] for r in res.rows if r["lang"] in ("ar", "hi")} == {"test"}
-    from xstilts.readers import read_conllu
+    from xstilts.io import read_conllu
 
     preds = json.loads((res.phases[-1].path / "predictions" / "hi.json").read_text())
     gold = read_conllu(SHARED_DATA / "ud" / "hi_pud-ud-test.conllu.gz")[:10]

@@ -135,7 +135,7 @@ def test_lora_checkpoint_holds_only_trainable_weights_and_restores_them(tmp_path
     import torch
     from safetensors import safe_open
 
-    from xstilts import checkpoint
+    from xstilts.train import checkpoint
     from xstilts.errors import ConfigError
     from xstilts.model import MultiTaskModel, add_lora, load_encoder
     from xstilts.tasks import get
@@ -179,7 +179,7 @@ def test_checkpoint_round_trip_restores_cpu_rng_state(tmp_path):
     import numpy as np
     import torch
 
-    from xstilts import checkpoint
+    from xstilts.train import checkpoint
 
     model = torch.nn.Linear(3, 2)
     torch.manual_seed(11), random.seed(12), np.random.seed(13)
@@ -223,7 +223,7 @@ def test_single_process_checkpoint_saves_and_restores_every_gpu_rng_state(tmp_pa
     """One process driving GPUs: each device's generator is saved and restored (not only the CPU's)."""
     import torch
 
-    from xstilts import checkpoint
+    from xstilts.train import checkpoint
 
     model = torch.nn.Linear(3, 2)
     gpus = _Gpus(2, seed=0)

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from conftest import TOY_TASKS
-from xstilts import cli, config, pipeline, train
+from xstilts import cli, config, pipeline
+from xstilts.train import loop
 from xstilts.report import build_report
 from xstilts.store import Store
 
@@ -25,14 +26,14 @@ def _cfg(tmp_path, tiny_model, toy_data, **over):
 def _run_spying_on_dev(cfg, monkeypatch):
     """The run, and per dev evaluation in training: the (language, score) of each dev set scored."""
     seen = []
-    real = train._dev_score
+    real = loop.dev_score
 
     def spy(accelerator, model, dev, tokenizer):
         score = real(accelerator, model, dev, tokenizer)
         seen.append((dev.lang, score))
         return score
 
-    monkeypatch.setattr(train, "_dev_score", spy)
+    monkeypatch.setattr(loop, "dev_score", spy)
     return pipeline.run(cfg, log=lambda m: None), seen
 
 

@@ -22,7 +22,7 @@ from . import progress
 from .errors import ConfigError, DataError
 from .families import get_family
 from .families.base import BadField
-from .readers import ReadStats, file_present, read_squad
+from .io import ReadStats, file_present, read_squad
 from .tasks import TaskSpec
 from .tasks.spec import FAMILIES
 
@@ -67,10 +67,10 @@ REQUIRED_FIELDS = {name: get_family(name).REQUIRED_FIELDS for name in FAMILIES}
 
 
 def readers() -> dict:
-    """Reader name -> function. The benchmark readers live in :mod:`xstilts.readers`."""
+    """Reader name -> function. The benchmark readers live in :mod:`xstilts.io`."""
     table = {"jsonl": read_jsonl}
     try:
-        from . import readers as r
+        from . import io as r
 
         table.update(getattr(r, "READERS", {}))
     except ImportError:
@@ -105,7 +105,7 @@ def load_examples(spec: TaskSpec, split: str, lang: str, data_dir=None, *, limit
                   stats=None):
     """Read one split of one language as a list of family-format dicts.
 
-    ``stats`` (a :class:`xstilts.readers.ReadStats`) collects what the reader
+    ``stats`` (a :class:`xstilts.io.ReadStats`) collects what the reader
     skipped and warned about; without it, warnings are logged.
 
     Raises:
@@ -264,7 +264,7 @@ def _hub_value(row: dict, source, names: dict):
 
 def load_aligned(spec: TaskSpec, split: str, lang: str, data_dir=None) -> dict:
     """An aligned retrieval split (Tatoeba): ``{"source": [xx sentences], "target": [English]}``, files or hub."""
-    from . import readers
+    from . import io as readers
 
     src = task_file(spec, split, lang, data_dir)
     if not src.exists() and data_dir is None:

@@ -9,7 +9,6 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .dropout import install as install_fast_dropout
 from .errors import ConfigError
 from .families import get_family
 from .tasks import TaskSpec
@@ -75,10 +74,10 @@ def load_encoder(name: str):
 
     path = resolve_model_name(name)
     try:
-        return install_fast_dropout(AutoModel.from_pretrained(path, attn_implementation="sdpa"))
+        return AutoModel.from_pretrained(path, attn_implementation="sdpa")
     except (OSError, ValueError) as e:
         if isinstance(e, ValueError) and "sdpa" in str(e):
-            return install_fast_dropout(AutoModel.from_pretrained(path))
+            return AutoModel.from_pretrained(path)
         raise ConfigError(f"model {name!r}: cannot load it ({e}). Give a local folder, "
                           "a transformers hub name (with network), or 'me5-small'.") from None
 

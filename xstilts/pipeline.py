@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from accelerate.utils import set_seed
 
-from . import __version__, _quiet_libraries, checkpoint, distributed, progress
-from .checkpoint import write_json_atomic
+from . import __version__, _quiet_libraries, distributed, progress
+from .train import checkpoint
+from .train.checkpoint import write_json_atomic
 from .config import RunConfig, TrainConfig, selection_mark
 from .data import available, featurized, load_aligned, load_examples, task_file, truncation_summary
 from .errors import ConfigError, DataError

@@ -43,7 +43,7 @@ def hub_records(records: list[dict]) -> list[dict]:
 
 def count_examples(spec, split, lang, path_of, load) -> int:
     """Queries (aligned pairs, BUCC gold pairs, LAReQA questions, Mewsli-X mentions) or candidates."""
-    from .. import readers as r
+    from .. import io as r
 
     kind = spec.options.get("kind")
     if kind == "aligned":
@@ -126,7 +126,7 @@ def score_encoder(spec, split: str, lang: str, path_of, embed, *, limit: int | N
         aligned: ``(split, lang) -> {"source", "target"}`` for aligned tasks (files or the hub,
             :func:`xstilts.data.load_aligned`); default: the files of ``path_of``.
     """
-    from .. import readers
+    from .. import io as readers
 
     kind = spec.options.get("kind", "aligned")
     if kind == "aligned":  # Tatoeba (as XTREME): the nearest xx sentence of each English sentence must be its translation

@@ -4,7 +4,7 @@ Paths are relative to the data folder; a tuple lists alternative layouts
 (the first file that exists wins, and ``.gz`` is tried after each).
 """
 
-from ...readers import NLI_LABELS
+from ...io import NLI_LABELS
 from ..spec import HubSource, MixtureSpec, TaskSpec
 
 SPECS: list[TaskSpec | MixtureSpec] = []  # registered in this order by xstilts.tasks.registry

@@ -6,7 +6,7 @@ language it is evaluated in, once. XTREME-R additions are in ``xtreme_r.py``.
 
 from dataclasses import replace
 
-from ...readers import NLI_LABELS, PANX_TAGS, UPOS_TAGS
+from ...io import NLI_LABELS, PANX_TAGS, UPOS_TAGS
 from ..spec import HubSource, TaskSpec
 
 SPECS: list[TaskSpec] = []  # registered in this order by xstilts.tasks.registry

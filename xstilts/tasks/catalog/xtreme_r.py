@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from ...readers import COPA_QUESTIONS, PANX_TAGS, UPOS_TAGS
+from ...io import COPA_QUESTIONS, PANX_TAGS, UPOS_TAGS
 from ..spec import HubSource, TaskSpec
 from .xtreme import HUB as XTREME_HUB
 from .xtreme import PANX_LANGS, UDPOS_LANGS

@@ -1,21 +1,30 @@
 """Faster dropout on CPU: the masks come from numpy's SFC64 generator instead of torch's ``bernoulli_``.
 
-On CPU, ``torch.nn.functional.dropout`` draws each mask element from a Mersenne
-Twister (``bernoulli_``): 6 ms for one 8 x 128 x 768 activation on 2 cores,
-7 % of a ~100M-parameter encoder's training step and 20 % of the tiny test
-model's (profiled in ``bench/``). SFC64 fills the same mask in 0.7 ms (16 random
-bits per element, compared with ``p`` rounded to 1/65536). The masks are
-Bernoulli(1 - p) as before, from another generator, so training is
-statistically the same and exactly reproducible: each call seeds SFC64 from
-torch's CPU generator, which ``torch.manual_seed`` sets and checkpoints save.
+The ``train.fast_dropout`` setting (on by default): the training loop calls
+:func:`use` on the encoder before it trains. On CPU, ``torch.nn.functional.dropout``
+draws each mask element from a Mersenne Twister (``bernoulli_``): 6 ms for one
+8 x 128 x 768 activation on 2 cores, 7 % of a ~100M-parameter encoder's
+training step and 20 % of the tiny test model's (profiled in ``bench/``). SFC64
+fills the same mask in 0.7 ms (16 random bits per element, compared with ``p``
+rounded to 1/65536). The masks are Bernoulli(1 - p) as before, from another
+generator, so training is statistically the same and exactly reproducible: each
+call seeds SFC64 from torch's CPU generator, which ``torch.manual_seed`` sets and
+checkpoints save.
 
 :func:`install` swaps an encoder's ``nn.Dropout`` modules for :class:`FastDropout`
 and its attention for :func:`attention` (SDPA, except in CPU training with
 attention dropout, where SDPA's own math path would call ``bernoulli_`` too).
 Tensors on an accelerator always take torch's own dropout and SDPA kernels.
+The attention swap goes through transformers' attention interface
+(``AttentionInterface``, ``masking_utils``, transformers >= 5.0 for encoders);
+where that is absent (:func:`missing_api`) attention keeps SDPA and its torch
+dropout, with a one-line warning.
 """
 
 from __future__ import annotations
+
+import inspect
+import warnings
 
 import numpy as np
 import torch
@@ -80,6 +89,21 @@ def attention(module, query, key, value, attention_mask, dropout: float = 0.0, s
     return torch.matmul(kept, value * (1.0 / (1.0 - dropout))).transpose(1, 2).contiguous(), None
 
 
+def missing_api() -> str | None:
+    """What of transformers' attention interface :func:`attention` needs is absent (None: all of it is there)."""
+    try:
+        from transformers import AttentionInterface
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask  # noqa: F401
+    except ImportError as e:
+        return str(e)
+    if not isinstance(getattr(AttentionInterface, "_global_mapping", None), dict):
+        return "transformers.AttentionInterface._global_mapping"
+    if "dropout" not in inspect.signature(sdpa_attention_forward).parameters:
+        return "the dropout= argument of transformers' sdpa_attention_forward"
+    return None
+
+
 def _register() -> None:
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
@@ -89,16 +113,56 @@ def _register() -> None:
         ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION, sdpa_mask)
 
 
+def _base(model: nn.Module) -> nn.Module:
+    """The transformers model itself (under peft's adapters, where there are any)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def installed(model: nn.Module) -> bool:
+    return any(isinstance(m, FastDropout) for m in model.modules()) or \
+        getattr(getattr(_base(model), "config", None), "_attn_implementation", None) == ATTENTION
+
+
 def install(model: nn.Module) -> nn.Module:
     """Swap ``model``'s dropout modules for :class:`FastDropout` and, where it uses SDPA, its attention for
-    :func:`attention`. Returns ``model`` (changed in place; weights and config untouched)."""
-    for parent in list(model.modules()):
+    :func:`attention`. Returns ``model`` (changed in place; weights and config untouched).
+
+    Adapters' dropout (peft's ``lora_dropout``) keeps torch's: the swap covers the encoder's own modules."""
+    for qualname, parent in list(model.named_modules()):
+        if qualname.rsplit(".", 1)[-1] == "lora_dropout":
+            continue
         for name, child in parent.named_children():
             if type(child) is nn.Dropout:
                 setattr(parent, name, FastDropout(child.p, child.inplace).train(child.training))
-    config = getattr(model, "config", None)
+    base = _base(model)
+    config = getattr(base, "config", None)
     if config is not None and getattr(config, "_attn_implementation", None) == "sdpa" \
-            and hasattr(model, "set_attn_implementation"):
-        _register()
-        model.set_attn_implementation(ATTENTION)
+            and hasattr(base, "set_attn_implementation"):
+        missing = missing_api()
+        if missing:
+            warnings.warn(f"fast_dropout: transformers lacks {missing}; attention dropout stays torch's (SDPA)",
+                          stacklevel=2)
+        else:
+            _register()
+            base.set_attn_implementation(ATTENTION)
     return model
+
+
+def remove(model: nn.Module) -> nn.Module:
+    """Undo :func:`install`: torch's ``nn.Dropout`` (same ``p``) and SDPA attention again."""
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, FastDropout):
+                setattr(parent, name, nn.Dropout(child.p, child.inplace).train(child.training))
+    base = _base(model)
+    if getattr(getattr(base, "config", None), "_attn_implementation", None) == ATTENTION:
+        base.set_attn_implementation("sdpa")
+    return model
+
+
+def use(model: nn.Module, enabled: bool) -> nn.Module:
+    """Make ``model``'s dropout what the ``train.fast_dropout`` setting says: :func:`install` it (once) or
+    :func:`remove` it."""
+    if not enabled:
+        return remove(model)
+    return model if installed(model) else install(model)

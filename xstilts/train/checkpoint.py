@@ -1,8 +1,9 @@
-"""Atomic checkpoints: weights in safetensors, optimizer/scheduler/RNG state, no pickle.
+"""Atomic checkpoints: weights in safetensors, optimizer/scheduler/RNG state, no pickle; and resuming from them.
 
 A checkpoint folder is written under a temporary name and renamed into place,
 so a crash or SIGKILL leaves either the old checkpoint or the new one, never
-half of one.
+half of one. :func:`settle` finishes a swap a kill interrupted; :func:`resume`
+loads a run's last checkpoint into the objects ``accelerate`` prepared.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_model, save_file, save_model
+
+from .. import active_rows, distributed
 
 
 def write_json_atomic(path: Path, obj) -> None:
@@ -124,7 +127,7 @@ def load_weights(path: Path, model) -> None:
         return
     from safetensors.torch import load_file
 
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     tensors = load_file(str(file))
     trainable = _trainable(model)
@@ -178,7 +181,7 @@ def _optimizer_state(path: Path, fsdp: bool) -> dict:
     state = torch.load(path / "optimizer.pt", weights_only=True)
     by_name = any(isinstance(k, str) for k in state.get("state", {}))
     if state.get("state") and by_name != fsdp:
-        from .errors import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError(f"{path} was written {'under FSDP' if by_name else 'without FSDP'}; resume it with the "
                           "same launch setup (or delete the folder to start the phase over)")
@@ -251,3 +254,23 @@ def load_prepared(path: Path, accelerator, model, optimizer=None, scheduler=None
             if "cuda" in ranks[accelerator.process_index] and torch.cuda.is_available():
                 torch.cuda.set_rng_state(ranks[accelerator.process_index]["cuda"])
     return state
+
+
+def settle(accelerator, *paths: Path) -> None:
+    """Rank 0 finishes the swaps a kill interrupted (:func:`recover`); then every rank sees the same folders."""
+    if accelerator.is_main_process:
+        for path in paths:
+            recover(path)
+    accelerator.wait_for_everyone()
+
+
+def resume(path: Path, accelerator, model, optimizer, scheduler, rows_table=None) -> dict | None:
+    """The trainer state of the checkpoint at ``path``, its weights and optimizer/scheduler/RNG state loaded
+    into the prepared objects; None (nothing loaded) when there is no complete checkpoint there.
+    ``rows_table``: the active embedding rows (:mod:`xstilts.active_rows`), checked against the checkpoint's."""
+    path = Path(path)
+    if not distributed.broadcast((path / "trainer_state.json").exists()):
+        return None
+    active_rows.check_resume(path, rows_table)
+    with active_rows.dense(rows_table):
+        return load_prepared(path, accelerator, model, optimizer, scheduler)
