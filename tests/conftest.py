@@ -71,7 +71,8 @@ def pytest_make_collect_report(collector):
 # carries a tier marker itself keeps it. Select with ``pytest -m unit`` (or ``-m "not multiprocess"``, ...);
 # CI runs every tier. tests/test_layout.py checks that every test module is listed exactly once.
 TIERS = {
-    "unit": ["test_metrics", "test_store", "test_extras", "test_readers", "test_official", "test_families"],
+    "unit": ["test_metrics", "test_store", "test_extras", "test_readers", "test_official", "test_families",
+             "test_benchmarks", "test_metric_registry"],
     "integration": ["test_active_rows", "test_ci", "test_dropout", "test_export", "test_grid", "test_hub",
                     "test_layout", "test_me5", "test_pipeline", "test_progress", "test_quickstart", "test_report",
                     "test_resume_and_errors", "test_selection", "test_studies", "test_tracking", "test_translate"],
