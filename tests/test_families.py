@@ -442,13 +442,13 @@ def test_a_new_family_is_one_module_plus_its_name(tmp_path, tiny_model, toy_data
     from xstilts import config, pipeline
     from xstilts.families import classification
     from xstilts.tasks import registry
-    from xstilts.tasks import spec as spec_module
+    from xstilts import families
 
     toy = types.ModuleType("xstilts.families.toy_family")
     toy.__dict__.update({k: v for k, v in vars(classification).items() if not k.startswith("__")})
     toy.TITLE = "toy family"
     monkeypatch.setitem(sys.modules, "xstilts.families.toy_family", toy)
-    monkeypatch.setattr(spec_module, "FAMILIES", spec_module.FAMILIES + ("toy_family",))
+    monkeypatch.setattr(families, "FAMILIES", families.FAMILIES + ("toy_family",))
     monkeypatch.setattr(registry, "_TASKS", dict(registry._TASKS))  # the new task leaves with the test
     task = {**TOY_TASKS[1], "name": "toy_topic_new_family", "family": "toy_family", "languages": ["en", "de"]}
     train = {"lr": 1e-3, "batch_size": 16, "max_steps": 2, "eval_every": 2, "max_length": 32}

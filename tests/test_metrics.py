@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from xstilts import metrics as M
+from xstilts.tasks.benchmarks import xtreme_score
 from xstilts.errors import XstiltsError
 
 approx = pytest.approx
@@ -530,7 +531,7 @@ FULL_XTREME = {
 
 
 def test_xtreme_score_full():
-    out = M.xtreme_score(FULL_XTREME)
+    out = xtreme_score(FULL_XTREME)
     assert out["tasks"]["pawsx"] == approx(0.8)
     assert out["categories"] == approx({"classification": 0.75, "tagging": 0.75, "qa": 0.6, "retrieval": 0.65})
     # official evaluate.py: overall = mean over the 9 tasks = 6.1 / 9 (the mean of the 4 groups would be 0.6875)
@@ -542,7 +543,7 @@ def test_xtreme_score_full():
 
 def test_xtreme_score_qa_is_mean_of_em_and_f1():
     res = dict(FULL_XTREME, xquad={"en": {"exact_match": 0.6, "f1": 0.8}, "es": {"exact_match": 0.4, "f1": 0.6}})
-    out = M.xtreme_score(res)
+    out = xtreme_score(res)
     assert out["tasks"]["xquad"] == approx(0.6, abs=1e-12)  # (mean EM 0.5 + mean F1 0.7) / 2
     assert "xquad" not in out["qa_without_em"]
 
@@ -551,7 +552,7 @@ def test_xtreme_score_partial():
     partial = {k: v for k, v in FULL_XTREME.items() if k not in ("tydiqa", "tatoeba")}
     partial["paws-x"] = partial.pop("pawsx")  # alias accepted
     partial["custom"] = {"en": 0.1}
-    out = M.xtreme_score(partial)
+    out = xtreme_score(partial)
     assert out["overall"] is None
     assert out["categories"]["qa"] is None
     assert out["categories"]["retrieval"] is None
@@ -566,7 +567,7 @@ def test_xtreme_score_partial():
 
 
 def test_xtreme_score_tasks_filter_and_missing_category():
-    out = M.xtreme_score(FULL_XTREME, tasks=["udpos", "panx"])
+    out = xtreme_score(FULL_XTREME, tasks=["udpos", "panx"])
     # only structured prediction present: 0.75; other categories None everywhere
     assert out["categories_partial"] == {
         "classification": None,
@@ -591,7 +592,7 @@ def test_xtreme_r_score():
         "mewsli_x": {"de": 0.4},  # alias of mewsli-x
         "lareqa": {"de": 0.5},
     }
-    out = M.xtreme_score(res, benchmark="xtreme-r")
+    out = xtreme_score(res, benchmark="xtreme-r")
     assert out["categories"]["classification"] == approx(0.675)
     assert out["categories"]["retrieval"] == approx(0.65)
     # official groups: retrieval = tatoeba + mewsli-x; multi_choice = xcopa; lareqa in no group
@@ -599,9 +600,9 @@ def test_xtreme_r_score():
     # overall = mean over the 10 tasks = 6.85 / 10
     assert out["overall"] == approx(0.685, abs=1e-12)
     # the same results under XTREME lack pawsx and bucc2018
-    assert sorted(M.xtreme_score(res)["missing_tasks"]) == ["bucc2018", "pawsx"]
+    assert sorted(xtreme_score(res)["missing_tasks"]) == ["bucc2018", "pawsx"]
     with pytest.raises(XstiltsError):
-        M.xtreme_score(res, benchmark="glue")
+        xtreme_score(res, benchmark="glue")
 
 
 def test_bucc_mine_merges_identical_texts_and_drops_texts_under_two_ids():

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import skip_missing
 from xstilts.errors import ConfigError
-from xstilts.metrics import xtreme_score
+from xstilts.tasks.benchmarks import xtreme_score
 from xstilts.report import build_report, export_predictions, format_rows, paired_bootstrap, summarize
 from xstilts.store import Store
 

@@ -24,7 +24,7 @@ from .families import get_family
 from .families.base import BadField
 from .io import ReadStats, file_present, read_squad
 from .tasks import TaskSpec
-from .tasks.spec import FAMILIES
+from .families import FAMILIES
 
 
 # ---------------------------------------------------------------- reading

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from .config import NOT_ZERO_SHOT, selection_mark
-from .metrics import QA_TASKS, xtreme_score
+from .tasks.benchmarks import QA_TASKS, xtreme_score
 from .store import NO_SEED  # seed of seedless runs (retrieval scored on the encoder) inside frames
 
 BENCHMARKS = ("xtreme", "xtreme-r")

@@ -1,6 +1,6 @@
 """Task families: each module owns everything that depends on the kind of task.
 
-A family is a module of :mod:`xstilts.families` named in :data:`xstilts.tasks.spec.FAMILIES`;
+A family is a module of :mod:`xstilts.families` named in :data:`FAMILIES` (below);
 it implements :class:`Family` in full (retrieval too: what it cannot do raises a clear
 :class:`~xstilts.errors.XstiltsError`). Nothing outside this package compares a family's
 name: ``data``, ``model``, ``pipeline``, ``evaluate``, ``active_rows`` and ``translate`` read
@@ -15,7 +15,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Literal, Mapping, Protocol, runtime_checkable
 
-from ..tasks import spec as _spec
+FAMILIES = ("classification", "multiple_choice", "span_qa", "tagging", "retrieval", "mlm")
+"""Every family's name: the module ``xstilts.families.<name>`` implements :class:`Family`."""
 
 
 @runtime_checkable
@@ -122,8 +123,8 @@ PROTOCOL: dict[str, Any] = {
 
 
 def get_family(name: str) -> ModuleType:
-    if name not in _spec.FAMILIES:  # read at call time: the list lives in xstilts.tasks.spec
-        raise ValueError(f"unknown family {name!r}; families: {', '.join(_spec.FAMILIES)}")
+    if name not in FAMILIES:
+        raise ValueError(f"unknown family {name!r}; families: {', '.join(FAMILIES)}")
     return importlib.import_module(f"{__name__}.{name}")
 
 

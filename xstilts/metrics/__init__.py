@@ -12,8 +12,9 @@ script it reproduces (and where it deliberately deviates):
   ``pos_accuracy`` (XTREME's UD-POS: seqeval 0.0.12 chunking, reimplemented).
 * :mod:`.retrieval` - BUCC mining / F1 / threshold (LASER, XTREME), Tatoeba,
   LAReQA / Mewsli-X rankings and ``map_at_k`` (XTREME-R ``utils_lareqa.py``).
-* :mod:`.aggregate` - ``xtreme_score`` over the benchmark groups declared in
-  :mod:`xstilts.tasks.benchmarks`.
+
+Benchmark aggregates (``xtreme_score`` over the XTREME / XTREME-R groups) live with the groups in
+:mod:`xstilts.tasks.benchmarks`: they aggregate tasks, so they sit above the metric definitions.
 * :mod:`.registry` - metric name -> :class:`~.registry.Metric` (function, direction,
   per-example form): what a task's ``metrics`` may name.
 
@@ -24,8 +25,6 @@ official script).
 
 from __future__ import annotations
 
-from ..tasks.benchmarks import QA_TASKS, XTREME_CATEGORIES, XTREME_R_CATEGORIES, XTREME_R_TASKS, XTREME_TASKS
-from .aggregate import xtreme_score
 from .classification import accuracy, accuracy_per_example
 from .qa import MLQA_LANGUAGES, mlqa, mlqa_tokens, normalize_mlqa_answer, normalize_squad_answer, squad_v1, squad_v2
 from .registry import Metric, get_metric, register_metric
@@ -66,12 +65,6 @@ __all__ = [
     "lareqa_rankings",
     "average_precision_at_k",
     "map_at_k",
-    "xtreme_score",
-    "XTREME_CATEGORIES",
-    "XTREME_R_CATEGORIES",
-    "XTREME_TASKS",
-    "XTREME_R_TASKS",
-    "QA_TASKS",
     "Metric",
     "get_metric",
     "register_metric",

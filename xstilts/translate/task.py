@@ -63,10 +63,9 @@ def _texts(value) -> list[str]:
 
 
 def translatable_families() -> tuple[str, ...]:
-    from ..families import get_family
-    from ..tasks import spec
+    from .. import families
 
-    return tuple(f for f in spec.FAMILIES if get_family(f).TRANSLATION)
+    return tuple(f for f in families.FAMILIES if families.get_family(f).TRANSLATION)
 
 
 def check_family(family: str):
