@@ -172,14 +172,19 @@ def test_seqeval_0012_chunks_hand_computed():
 # --------------------------------------------------------------------------- #
 # The stand-in embeddings make every float32 operation of the official scripts (and of
 # xstilts) exact, so their results cannot depend on summation order, SIMD width, BLAS
-# kernel or thread count, i.e. on the CPU. Tatoeba/BUCC rows have entries +-2^-3 over
-# 64 dims (+-2^-1 over 4): the sum of squares is exactly 1, so faiss.normalize_L2 divides
-# by 1.0 and changes nothing; every dot product is a multiple of 2^-6 (2^-2) of size <= 1
-# and every L2 distance 2 - 2 * dot is exact; BUCC's kNN means are exact and its ratio
-# margins single correctly rounded divisions of exact operands. LAReQA rows are small
-# integers (signed trigram counts) plus one coordinate that is a multiple of 2^-10, so
-# every partial sum fits float32's 24-bit significand. _assert_exact_dots checks this
-# (float32 products == float64 products), so a change that breaks exactness fails loudly.
+# kernel or thread count, i.e. on the CPU. Every row is a deterministic function of the
+# text (crc32 hashing). Tatoeba rows have entries +-2^-3 over 64 dims (+-2^-1 over 4):
+# the sum of squares is exactly 1, so faiss.normalize_L2 divides by 1.0 and changes
+# nothing, every dot product is a multiple of 2^-6 (2^-2) of size <= 1 and every L2
+# distance 2 - 2 * dot is exact; exact ties are frequent (faiss's tie order is tested).
+# BUCC rows are 64 multiples of 2^-10 whose squares sum to exactly 1 (_exact_unit_row):
+# dot products are multiples of 2^-20, exact and finely graded, the kNN means are exact
+# and each ratio margin is one correctly rounded division of exact operands. LAReQA rows
+# are small integers (signed trigram counts) plus one coordinate that is a multiple of
+# 2^-12, so every partial sum fits float32's 24-bit significand. _assert_exact_dots checks
+# float32 products == float64 products, so a change that breaks exactness fails loudly;
+# where numpy's argsort (an unstable, CPU-dispatched SIMD sort) meets ties, the tests
+# check that the order of the ties cannot change the result.
 
 SCALE = {64: 2.0 ** -3, 4: 2.0 ** -1}  # 1 / sqrt(dim), a power of two
 
