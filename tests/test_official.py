@@ -6,6 +6,11 @@ SQuAD ``evaluate-v2.0.py``; repository and commit named in each file's
 ``source``) outside this repository, on cases built from the real gold data in
 ``../shared/data`` with perturbed predictions. The official code is not part of
 xstilts; only its numbers are. Tolerance: 1e-9 on fractions.
+
+The retrieval cases (Tatoeba, BUCC, LAReQA) embed the real sentences with stand-in
+encoders whose float32 arithmetic is exact (see the retrieval section), so the official
+outputs - and xstilts' bit-identical ones - do not depend on the CPU, its SIMD kernels,
+the BLAS or the thread count.
 """
 
 from __future__ import annotations
@@ -163,18 +168,81 @@ def test_seqeval_0012_chunks_hand_computed():
     assert chunks == {("NOUN", 0, 1), ("CCONJ", 2, 2), ("SCONJ", 3, 3), ("X", 4, 4), ("X", 6, 6)}
 
 
-def _hashed_trigrams(texts, dim):
-    """Deterministic bag of hashed character trigrams (a stand-in encoder whose ties are real)."""
+# --------------------------------------------------------------------------- #
+# Retrieval (Tatoeba, BUCC, LAReQA): stand-in encoders with exact float32 arithmetic
+# --------------------------------------------------------------------------- #
+# The stand-in embeddings make every float32 operation of the official scripts (and of
+# xstilts) exact, so their results cannot depend on summation order, SIMD width, BLAS
+# kernel or thread count, i.e. on the CPU. Every row is a deterministic function of the
+# text (crc32 hashing). Tatoeba rows have entries +-2^-3 over 64 dims (+-2^-1 over 4):
+# the sum of squares is exactly 1, so faiss.normalize_L2 divides by 1.0 and changes
+# nothing, every dot product is a multiple of 2^-6 (2^-2) of size <= 1 and every L2
+# distance 2 - 2 * dot is exact; exact ties are frequent (faiss's tie order is tested).
+# BUCC rows are 64 multiples of 2^-10 whose squares sum to exactly 1 (_exact_unit_row):
+# dot products are multiples of 2^-20, exact and finely graded, the kNN means are exact
+# and each ratio margin is one correctly rounded division of exact operands. LAReQA rows
+# are small integers (signed trigram counts) plus one coordinate that is a multiple of
+# 2^-12, so every partial sum fits float32's 24-bit significand. _assert_exact_dots checks
+# float32 products == float64 products, so a change that breaks exactness fails loudly;
+# where numpy's argsort (an unstable, CPU-dispatched SIMD sort) meets ties, the tests
+# check that the order of the ties cannot change the result.
+
+SCALE = {64: 2.0 ** -3, 4: 2.0 ** -1}  # 1 / sqrt(dim), a power of two
+
+
+def _crc_bits(text, n, salt):
+    """``n`` pseudo-random bits, a function of ``text``: crc32 of (salt, block, text), 32 bits a block."""
     import zlib
 
     import numpy as np
 
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    for i, t in enumerate(texts):
-        s = f"  {t.lower()}  "
-        for j in range(len(s) - 2):
-            out[i, zlib.crc32(s[j:j + 3].encode("utf-8")) % dim] += 1.0
-    return out
+    words = [zlib.crc32(f"{salt}\t{b}\t{text}".encode("utf-8")) for b in range((n + 31) // 32)]
+    return np.array([(w >> i) & 1 for w in words for i in range(32)][:n], dtype=np.int64)
+
+
+def _sign_vectors(texts, dim):
+    """Unit rows with entries +-1/sqrt(dim) (exactly representable), signs hashed from the text."""
+    import numpy as np
+
+    s = np.float32(SCALE[dim])
+    return np.stack([np.where(_crc_bits(t, dim, "sign") == 1, s, -s) for t in texts]).astype(np.float32)
+
+
+def _noisy_copy(vec, text):
+    """``vec`` with each sign flipped with probability 1/4, which ones a function of ``text``."""
+    import numpy as np
+
+    n = vec.shape[0]
+    flip = _crc_bits(text, n, "flip-a") & _crc_bits(text, n, "flip-b")
+    return np.where(flip == 1, -vec, vec).astype(np.float32)
+
+
+def _assert_exact_dots(a, b, block=1000):
+    """float32 dot products (BLAS, any order) equal float64 ones: the arithmetic is exact."""
+    import numpy as np
+
+    a32, b32 = np.ascontiguousarray(a, np.float32), np.ascontiguousarray(b, np.float32)
+    for i in range(0, a32.shape[0], block):
+        f32 = a32[i:i + block] @ b32.T
+        f64 = a32[i:i + block].astype(np.float64) @ b32.T.astype(np.float64)
+        assert np.array_equal(f32.astype(np.float64), f64), "stand-in embeddings lost exact float32 arithmetic"
+
+
+def _assert_unit_grid(emb, dim):
+    """Every entry is +-1/sqrt(dim), so every row has L2 norm exactly 1 (normalize_L2 is the identity)."""
+    import numpy as np
+
+    assert emb.dtype == np.float32 and np.all(np.abs(emb) == np.float32(SCALE[dim]))
+    assert np.all(np.sum(emb.astype(np.float64) ** 2, axis=1) == 1.0)
+
+
+def _tatoeba_embeddings(src_texts, eng_texts, dim):
+    """x = signs(src); y[i] = a noisy copy of x[i] (flips hashed from the English text)."""
+    import numpy as np
+
+    x = _sign_vectors(src_texts, dim)
+    y = np.stack([_noisy_copy(x[i], t) for i, t in enumerate(eng_texts)])
+    return x, y
 
 
 TATOEBA_L3 = {"de": "deu", "fr": "fra", "zh": "cmn", "ar": "ara", "ja": "jpn", "sw": "swh", "jv": "jav", "tl": "tgl"}
@@ -184,8 +252,6 @@ TATOEBA_L3 = {"de": "deu", "fr": "fra", "zh": "cmn", "ar": "ara", "ja": "jpn", "
 def test_tatoeba_equals_official_similarity_search(case, dim):
     import hashlib
 
-    import numpy as np
-
     from xstilts.io import read_tatoeba
 
     _need_data()
@@ -193,60 +259,108 @@ def test_tatoeba_equals_official_similarity_search(case, dim):
     for lang, official in want.items():
         l3 = TATOEBA_L3[lang]
         d = read_tatoeba(DATA / "tatoeba" / f"tatoeba.{l3}-eng.{l3}", DATA / "tatoeba" / f"tatoeba.{l3}-eng.eng")
-        x = _hashed_trigrams(d["source"], dim)
-        y = _hashed_trigrams(d["target"], dim) + x
+        x, y = _tatoeba_embeddings(d["source"], d["target"], dim)
+        _assert_unit_grid(x, dim)
+        _assert_unit_grid(y, dim)
+        _assert_exact_dots(y, x)
         pred = M.tatoeba_predictions(x, y)
         assert hashlib.sha1(pred.astype("<i8").tobytes()).hexdigest() == official["predictions_sha1"], lang
         assert M.tatoeba_accuracy(x, y) == pytest.approx(official["accuracy"] / 100, abs=TOL, rel=0), lang
         other = M.tatoeba_accuracy(x, y, direction="src2tgt")
-        if case == "aligned64":  # the other direction is a different number (as on real encoders)
-            assert other == pytest.approx(official["src_to_eng_accuracy_argmax"] / 100, abs=TOL, rel=0)
+        assert other == pytest.approx(official["src_to_eng_accuracy_argmax"] / 100, abs=TOL, rel=0), lang
 
 
-def _signed_trigrams(texts, dim):
-    """Signed feature hashing of character trigrams, unit-normalised rows."""
+def _crc_ints(text, n, salt, half_width):
+    """``n`` integers in [-half_width, half_width], a function of ``text`` (two 16-bit draws per crc32)."""
     import zlib
 
+    words = [zlib.crc32(f"{salt}\t{b}\t{text}".encode("utf-8")) for b in range((n + 1) // 2)]
+    return [((w >> sh) & 0xFFFF) % (2 * half_width + 1) - half_width for w in words for sh in (0, 16)][:n]
+
+
+def _four_squares(n):
+    """(a, b, c, d) with a^2 + b^2 + c^2 + d^2 == n (Lagrange), found greedily."""
+    import math
+
+    for a in range(math.isqrt(n), -1, -1):
+        for b in range(math.isqrt(n - a * a), -1, -1):
+            r = n - a * a - b * b
+            for c in range(math.isqrt(r), -1, -1):
+                d = math.isqrt(r - c * c)
+                if c * c + d * d == r:
+                    return a, b, c, d
+    raise AssertionError(n)
+
+
+def _exact_unit_row(ints, text):
+    """60 integers -> a float32 row of 64 multiples of 2^-10 with L2 norm exactly 1.
+
+    The integers are scaled (integer arithmetic) to a squared norm just under 2^20; the
+    missing part is a sum of four squares written into 4 more coordinates (signs hashed
+    from ``text``). Dot products of such rows are multiples of 2^-20 of size <= 1: exact in
+    float32, yet finely graded, so margins rarely tie.
+    """
+    import math
+
     import numpy as np
 
-    out = np.zeros((len(texts), dim), dtype=np.float32)
-    for i, t in enumerate(texts):
-        s = f"  {t.lower()}  "
-        for j in range(len(s) - 2):
-            h = zlib.crc32(s[j:j + 3].encode("utf-8"))
-            out[i, h % dim] += 1.0 if (h >> 20) & 1 else -1.0
-    n = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.where(n > 0, n, 1)
+    c = math.isqrt(sum(v * v for v in ints)) + 1
+    e = [(abs(v) << 10) // c * (1 if v >= 0 else -1) for v in ints]
+    fix = _four_squares((1 << 20) - sum(v * v for v in e))
+    signs = _crc_ints(text, 4, "fix-sign", 1)
+    e += [f * (-1 if s < 0 else 1) for f, s in zip(fix, signs)]
+    return (np.array(e, dtype=np.float64) / 1024).astype(np.float32)
 
 
-def _bucc_embeddings(zh_texts, en_texts, gold_text_pairs, dim=64):
-    """Stand-in aligned encoder, a function of the text: en = T(en) + 0.6 * sum of T(zh) over its gold partners."""
+def _bucc_embeddings(zh_texts, en_texts, gold_text_pairs, noise=500):
+    """Stand-in aligned encoder, a function of the text, on exact unit rows (``_exact_unit_row``):
+    zh = hashed integers of the zh text; an English gold sentence = its (first, sorted) gold
+    partner's integers plus hashed noise of the English text; other en = hashed integers of the text."""
     import numpy as np
 
-    x = _signed_trigrams(zh_texts, dim)
     partners: dict = {}
     for z, e in gold_text_pairs:
         partners.setdefault(e, set()).add(z)
-    y = _signed_trigrams(en_texts, dim)
-    for i, e in enumerate(en_texts):
+    x = np.stack([_exact_unit_row(_crc_ints(t, 60, "vec", 1000), t) for t in zh_texts])
+    y = []
+    for e in en_texts:
         zs = sorted(partners.get(e, ()))
         if zs:
-            y[i] += np.float32(0.6) * _signed_trigrams(zs, dim).sum(axis=0)
-    return x, y
+            ints = [a + b for a, b in zip(_crc_ints(zs[0], 60, "vec", 1000), _crc_ints(e, 60, "noise", noise))]
+        else:
+            ints = _crc_ints(e, 60, "vec", 1000)
+        y.append(_exact_unit_row(ints, e))
+    return x, np.stack(y)
 
 
-def test_bucc_mining_threshold_f1_equal_official():
-    import hashlib
+def _assert_exact_unit_rows(emb):
+    """Entries on the 2^-10 grid and squared L2 norm exactly 1 (normalize_L2 is the identity)."""
+    import numpy as np
 
+    assert emb.dtype == np.float32 and np.all(emb * 1024 == np.round(emb * 1024))
+    assert np.all(np.sum(emb.astype(np.float64) ** 2, axis=1) == 1.0)
+
+
+def _bucc_case():
     from xstilts.io import read_bucc
 
-    _need_data()
-    want = _official("bucc.json")["official"]
     b = DATA / "bucc2018"
     d = read_bucc(b / "zh-en.dev.zh", b / "zh-en.dev.en", b / "zh-en.dev.gold")
     sid, tid = list(d["source"]), list(d["target"])
     stext, ttext = [d["source"][i] for i in sid], [d["target"][i] for i in tid]
     x, y = _bucc_embeddings(stext, ttext, [(d["source"][s], d["target"][t]) for s, t in d["gold"]])
+    return d, sid, tid, stext, ttext, x, y
+
+
+def test_bucc_mining_threshold_f1_equal_official():
+    import hashlib
+
+    _need_data()
+    want = _official("bucc.json")["official"]
+    d, sid, tid, stext, ttext, x, y = _bucc_case()
+    _assert_exact_unit_rows(x)
+    _assert_exact_unit_rows(y)
+    _assert_exact_dots(x, y)
     pairs = M.bucc_mine(x, y, sid, tid, k=4, mode="max", src_texts=stext, tgt_texts=ttext)
     assert len(pairs) == want["n_candidates_with_ids"]
     digest = hashlib.sha1(json.dumps(sorted([s, t, repr(v)] for s, t, v in pairs)).encode()).hexdigest()
@@ -258,6 +372,30 @@ def test_bucc_mining_threshold_f1_equal_official():
     for key, name in (("precision", "precision"), ("recall", "recall"), ("f1", "F1")):
         assert got[key] == pytest.approx(official[name] / 100, abs=TOL, rel=0), key
     assert f1 == got["f1"]
+
+
+def test_bucc_mining_does_not_depend_on_the_order_of_tied_scores(monkeypatch):
+    """LASER's ``np.argsort(-scores)`` is unstable (its SIMD kernel depends on the CPU): every
+    order of exactly tied margins mines the same pairs here, so the expectation is CPU-independent."""
+    import numpy as np
+
+    _need_data()
+    _, sid, tid, stext, ttext, x, y = _bucc_case()
+    argsort = np.argsort
+
+    def mine(order):
+        def patched(a, *args, **kwargs):
+            a = np.asarray(a)
+            if order == "first":  # ties: lowest index first
+                return argsort(a, kind="stable")
+            return a.shape[0] - 1 - argsort(a[::-1], kind="stable")  # ties: highest index first
+
+        with monkeypatch.context() as m:
+            m.setattr(np, "argsort", patched)
+            return sorted(M.bucc_mine(x, y, sid, tid, k=4, mode="max", src_texts=stext, tgt_texts=ttext))
+
+    default = sorted(M.bucc_mine(x, y, sid, tid, k=4, mode="max", src_texts=stext, tgt_texts=ttext))
+    assert mine("first") == default and mine("last") == default
 
 
 # --------------------------------------------------------------------------- #
@@ -412,20 +550,53 @@ def _lareqa_case(langs=("de", "zh", "ar")):
     return pool, relevant, questions
 
 
-def test_map_at_20_equals_official_lareqa():
-    """mAP@20 on the official ranking (numpy argsort of the dot products, reversed) of real XQuAD-R."""
+def _lareqa_vectors(texts, tie_keys=None, dim=64):
+    """Signed feature hashing of character trigrams as small-integer counts (not normalised), plus
+    one coordinate: 1 for a question (``tie_keys`` None), else a multiple of 2^-12 hashed from the
+    candidate's key (sentence and context: it breaks the ties of the integer part). Dot products
+    are exact in float32 (partial sums stay far below 2^11)."""
+    import zlib
+
     import numpy as np
 
+    out = np.zeros((len(texts), dim + 1), dtype=np.float32)
+    for i, t in enumerate(texts):
+        s = f"  {t.lower()}  "
+        for j in range(len(s) - 2):
+            h = zlib.crc32(s[j:j + 3].encode("utf-8"))
+            out[i, h % dim] += 1.0 if (h >> 20) & 1 else -1.0
+        out[i, dim] = 1.0 if tie_keys is None else (zlib.crc32(f"tie\t{tie_keys[i]}".encode("utf-8")) % 4096) / 4096
+    return out
+
+
+def _assert_ties_cannot_matter(query, cand, relevant_rows, k=20):
+    """No relevant candidate ranked in the top ``k`` ties exactly with a non-relevant one, so AP@k
+    does not depend on how ``argsort`` orders ties (its SIMD kernel depends on the CPU)."""
+    import numpy as np
+
+    scores = query.astype(np.float64) @ cand.astype(np.float64).T
+    for s, rel in zip(scores, relevant_rows):
+        top = s >= np.partition(s, -k)[-k]
+        is_rel = np.zeros(s.shape[0], dtype=bool)
+        is_rel[list(rel)] = True
+        assert np.intersect1d(s[top & is_rel], s[top & ~is_rel]).size == 0
+
+
+def test_map_at_20_equals_official_lareqa():
+    """mAP@20 on the official ranking (numpy argsort of the dot products, reversed) of real XQuAD-R."""
     _need_data()
     want = _official("accuracy_lareqa.json")["official"]["lareqa"]
     pool, relevant, questions = _lareqa_case()
-    cand = _signed_trigrams([s["text"] for s in pool], 64)
+    cand = _lareqa_vectors([s["text"] for s in pool], [f"{s['text']}\t{s['context']}" for s in pool])
     ids = [s["id"] for s in pool]
+    pos = {c: j for j, c in enumerate(ids)}
     for lang, official in want.items():
-        query = _signed_trigrams([q["question"] for q in questions[lang]], 64)
+        query = _lareqa_vectors([q["question"] for q in questions[lang]])
         rel = [relevant[q["id"]] for q in questions[lang]]
-        # the stand-in vectors are unit length already; normalising them again would change last bits
-        # and so the order of near-tied candidates (de: 9.514 instead of 9.528)
+        _assert_exact_dots(query, cand)
+        _assert_ties_cannot_matter(query, cand, [{pos[c] for c in r} for r in rel])
+        # ranked as given (the official code does not normalise); normalising would make the
+        # arithmetic inexact
         top = M.lareqa_rankings(query, cand, 20, normalize=False)
         got = M.map_at_k([[ids[j] for j in row] for row in top], rel, k=20)
         assert got == pytest.approx(official / 100, abs=TOL, rel=0), lang
