@@ -64,7 +64,7 @@ def _interval(values: np.ndarray, scores: np.ndarray | None) -> tuple[float | No
     """(stderr, ci_low, ci_high, kind) of a mean: over seeds, else over one run's examples, else none."""
     from scipy import stats
 
-    from .studies import t_interval
+    from .stats import t_interval
 
     mean = float(values.mean())
     if values.size >= 2:

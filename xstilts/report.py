@@ -40,6 +40,7 @@ import pandas as pd
 
 from .config import NOT_ZERO_SHOT, selection_mark
 from .metrics import QA_TASKS, xtreme_score
+from .stats import paired_bootstrap, std as _std  # noqa: F401  (paired_bootstrap: re-exported)
 from .store import NO_SEED  # seed of seedless runs (retrieval scored on the encoder) inside frames
 
 BENCHMARKS = ("xtreme", "xtreme-r")
@@ -72,91 +73,6 @@ def format_rows(rows: list[dict]) -> str:
 
 
 # --------------------------------------------------------------------------- statistics
-
-
-def _std(values, ddof: int = 1) -> float | None:
-    values = np.asarray(values, dtype=np.float64)
-    return float(np.std(values, ddof=ddof)) if values.size > ddof else None
-
-
-def paired_bootstrap(cells: Mapping[str, object], *, n_resamples: int = 1000, seed: int = 0) -> dict:
-    """Paired bootstrap of the language-averaged difference between two settings.
-
-    The statistic is ``delta = mean over languages l of mean over seeds k of
-    d[k, l]``, where ``d[k, l]`` is the setting's score minus the baseline's
-    for seed ``k`` in language ``l`` (pairs: same seed, same language).
-
-    Each of ``n_resamples`` resamples, independently per language:
-
-    * draws ``K`` of the language's ``K`` paired seeds with replacement, and
-    * when ``cells[l]`` is a ``(K, n_l)`` matrix of per-example differences
-      (setting's per-example score minus the baseline's on the same example),
-      also draws ``n_l`` of its examples with replacement, the same examples
-      for every seed (the example is the unit: both settings see the same
-      draw), and scores each seed by the mean of its drawn differences;
-      a length-``K`` vector (metric-level differences) resamples seeds only;
-
-    and averages the drawn seeds, then the languages (unweighted). The RNG is
-    ``numpy.random.default_rng(seed)``, languages in sorted order, so a report
-    is reproducible and one cell's result does not depend on the others.
-
-    Args:
-        cells: language -> ``(K,)`` per-seed differences or ``(K, n_l)``
-            per-example differences.
-        n_resamples: number of bootstrap resamples (1000 in reports).
-        seed: RNG seed.
-
-    Returns:
-        ``{"delta", "ci_low", "ci_high", "p_value", "unit", "n_resamples"}``:
-        ``delta`` is the statistic on the original data; ``ci_*`` the 2.5 and
-        97.5 percentiles of the resampled statistic; ``p_value`` the
-        two-sided bootstrap p-value ``min(1, 2 min(P*(delta* <= 0), P*(delta* >= 0)))``
-        with ``P*(A) = (1 + #A) / (1 + n_resamples)``; ``unit`` is
-        ``"seeds+examples"`` or ``"seeds"``. With one seed and no per-example
-        scores nothing can be resampled: ``ci_*`` and ``p_value`` are None.
-    """
-    langs = sorted(cells)
-    if not langs:
-        return {"delta": None, "ci_low": None, "ci_high": None, "p_value": None, "unit": None,
-                "n_resamples": n_resamples}
-    rng = np.random.default_rng(seed)
-    total = np.zeros(n_resamples)
-    observed = []
-    examples = all(np.ndim(cells[lang]) == 2 for lang in langs)
-    resampled_anything = False
-    for lang in langs:
-        d = np.asarray(cells[lang], dtype=np.float64)
-        if d.ndim == 1:
-            d = d[:, None]  # one "example" per seed: the metric-level difference
-            draw_examples = False
-        else:
-            draw_examples = True
-        k, n = d.shape
-        observed.append(d.mean(axis=1).mean())
-        if draw_examples and n > 1:
-            per_seed = np.empty((n_resamples, k))
-            chunk = max(1, int(4_000_000 // max(1, n * k)))
-            for start in range(0, n_resamples, chunk):
-                stop = min(n_resamples, start + chunk)
-                idx = rng.integers(0, n, size=(stop - start, n))
-                per_seed[start:stop] = d[:, idx].mean(axis=2).T
-            resampled_anything = True
-        else:
-            per_seed = np.broadcast_to(d.mean(axis=1), (n_resamples, k))
-        draws = rng.integers(0, k, size=(n_resamples, k))
-        resampled_anything |= k > 1
-        total += np.take_along_axis(per_seed, draws, axis=1).mean(axis=1)
-    delta = float(np.mean(observed))
-    unit = "seeds+examples" if examples else "seeds"
-    if not resampled_anything:
-        return {"delta": delta, "ci_low": None, "ci_high": None, "p_value": None, "unit": unit,
-                "n_resamples": n_resamples}
-    stats = total / len(langs)
-    below = (1 + np.count_nonzero(stats <= 0)) / (1 + n_resamples)
-    above = (1 + np.count_nonzero(stats >= 0)) / (1 + n_resamples)
-    low, high = np.percentile(stats, [2.5, 97.5])
-    return {"delta": delta, "ci_low": float(low), "ci_high": float(high),
-            "p_value": float(min(1.0, 2 * min(below, above))), "unit": unit, "n_resamples": n_resamples}
 
 
 # --------------------------------------------------------------------------- summary

@@ -58,6 +58,8 @@ from pydantic import Field, ValidationError
 from .config import _Strict, invalid, merge, parse_overrides, read_yaml, validate
 from .errors import ConfigError
 from .report import md_table
+from .stats import (describe, fit_saturation, format_ci, plain as _plain, saturation_fraction,  # noqa: F401
+                    signed as _signed, t_interval, verdict, welch_interval, within_noise_fraction)
 from .grid import Cell, GridConfig, Resources, Setting
 
 STUDIES = ("model-scale", "data-scale", "latency", "efficiency")
@@ -78,220 +80,6 @@ WARMUP_SEED = 2**31 - 1  # intermediate seed of the efficiency study's untimed w
 XNLI_LANGUAGES = "ar bg de el en es fr hi ru sw th tr ur vi zh".split()
 ZERO_SHOT_RULE = ("zero-shot score = the target's primary metric on its evaluation split, unweighted mean over the "
                   "evaluation languages other than English")
-
-
-# =========================================================================== statistics (pure)
-
-
-def t_interval(values, alpha: float = 0.05) -> dict:
-    """Mean and two-sided ``1 - alpha`` Student-t interval of ``values`` (e.g. one gap per seed).
-
-    Returns:
-        ``{"mean", "sd", "n", "df", "low", "high", "level"}``; ``sd``, ``low`` and ``high`` are
-        None with fewer than two finite values (nothing to estimate the spread from).
-    """
-    from scipy import stats
-
-    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
-    n = int(x.size)
-    out = {"mean": float(x.mean()) if n else None, "sd": None, "n": n, "df": None, "low": None, "high": None,
-           "level": 1 - alpha}
-    if n > 1:
-        sd = float(x.std(ddof=1))
-        half = float(stats.t.ppf(1 - alpha / 2, n - 1)) * sd / math.sqrt(n)
-        out.update(sd=sd, df=n - 1, low=out["mean"] - half, high=out["mean"] + half)
-    return out
-
-
-def welch_interval(a, b, alpha: float = 0.05) -> dict:
-    """``mean(a) - mean(b)`` with a Welch t-interval (independent samples, unequal variances)."""
-    from scipy import stats
-
-    a = np.asarray([v for v in a if v is not None and np.isfinite(v)], dtype=np.float64)
-    b = np.asarray([v for v in b if v is not None and np.isfinite(v)], dtype=np.float64)
-    out = {"mean": float(a.mean() - b.mean()) if a.size and b.size else None, "n": (int(a.size), int(b.size)),
-           "df": None, "low": None, "high": None, "level": 1 - alpha}
-    if a.size > 1 and b.size > 1:
-        va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-        se = math.sqrt(va + vb)
-        if se == 0:
-            out.update(low=out["mean"], high=out["mean"], df=float("inf"))
-        else:
-            df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
-            half = float(stats.t.ppf(1 - alpha / 2, df)) * se
-            out.update(df=float(df), low=out["mean"] - half, high=out["mean"] + half)
-    return out
-
-
-def verdict(low, high, null: float = 0.0) -> str:
-    """``"positive"`` (interval above ``null``), ``"negative"`` (below) or ``"inconclusive"`` (crosses it,
-    or no interval)."""
-    if low is None or high is None:
-        return "inconclusive"
-    if low > null:
-        return "positive"
-    if high < null:
-        return "negative"
-    return "inconclusive"
-
-
-def _signed(x, scale: float = 100.0, digits: int = 2) -> str:
-    return "–" if x is None or not np.isfinite(x) else f"{scale * x:+.{digits}f}"
-
-
-def _plain(x, scale: float = 100.0, digits: int = 2) -> str:
-    return "–" if x is None or not np.isfinite(x) else f"{scale * x:.{digits}f}"
-
-
-def format_ci(est: dict, scale: float = 100.0, digits: int = 2) -> str:
-    """``"[+0.40, +2.06]"`` (x ``scale``), or ``"–"`` without an interval."""
-    if est.get("low") is None:
-        return "–"
-    return f"[{_signed(est['low'], scale, digits)}, {_signed(est['high'], scale, digits)}]"
-
-
-def describe(est: dict, *, unit: str = "points", scale: float = 100.0, digits: int = 2, over: str = "seeds") -> str:
-    """One sentence fragment quoting an estimate, its interval and the verdict.
-
-    Example: ``"+1.23 points (95% CI [+0.40, +2.06], t-interval over 3 seeds): positive"``; an interval
-    that contains zero reads ``"...: inconclusive (the interval crosses zero)"``.
-    """
-    if est.get("mean") is None:
-        return "no paired results"
-    head = f"{_signed(est['mean'], scale, digits)} {unit}"
-    if est.get("low") is None:
-        n = est.get("n")
-        return f"{head} ({n} {over[:-1] if n == 1 else over}: no interval): inconclusive"
-    level = round(100 * est.get("level", 0.95))
-    n = est["n"] if not isinstance(est["n"], tuple) else "+".join(map(str, est["n"]))
-    kind = "Welch t-interval" if isinstance(est["n"], tuple) else "t-interval"
-    v = verdict(est["low"], est["high"])
-    tail = " (the interval crosses zero)" if v == "inconclusive" else ""
-    return f"{head} ({level}% CI {format_ci(est, scale, digits)}, {kind} over {n} {over}): {v}{tail}"
-
-
-# ---------------------------------------------------------------- saturation curves
-
-
-def _exp_model(f, a, tau):
-    return a * (1.0 - np.exp(-np.asarray(f, dtype=np.float64) / tau))
-
-
-def _power_model(f, a, b, c):
-    return a - b * np.power(np.asarray(f, dtype=np.float64), -c)
-
-
-SATURATION_MODELS = {
-    "exp": (_exp_model, ("a", "tau"), "gain(f) = a * (1 - exp(-f / tau))"),
-    "power": (_power_model, ("a", "b", "c"), "gain(f) = a - b * f^(-c)"),
-}
-
-
-def fit_saturation(fractions, gains, model: str = "exp", alpha: float = 0.05) -> dict:
-    """Least-squares fit of a saturation curve to (fraction, gain) points (``scipy.optimize.curve_fit``).
-
-    Args:
-        fractions: the intermediate-data fraction of each point (0 < f <= 1); several points may share
-            a fraction (one per seed).
-        gains: the gain of each point (any unit).
-        model: ``"exp"`` (a (1 - exp(-f/tau))) or ``"power"`` (a - b f^-c).
-
-    Returns:
-        ``{"model", "formula", "ok", "params", "se", "ci", "rss", "r2", "aic", "n", "message"}``;
-        ``se`` from the covariance of the fit, ``ci`` = value ± t_{1-alpha/2, n-k} se.
-    """
-    from scipy import optimize, stats
-
-    fn, names, formula = SATURATION_MODELS[model]
-    f = np.asarray(fractions, dtype=np.float64)
-    y = np.asarray(gains, dtype=np.float64)
-    out = {"model": model, "formula": formula, "ok": False, "params": {}, "se": {}, "ci": {}, "rss": None,
-           "r2": None, "aic": None, "n": int(f.size), "message": ""}
-    if f.size <= len(names) or len(set(f.tolist())) < len(names):
-        out["message"] = f"needs more than {len(names)} points at {len(names)} distinct fractions"
-        return out
-    top = y[f == f.max()].mean()
-    if model == "exp":
-        p0 = (top if top != 0 else 1e-3, float(np.median(f)))
-        bounds = ([-np.inf, 1e-6], [np.inf, 1e3])
-    else:
-        low = y[f == f.min()].mean()
-        p0 = (top, max(1e-6, (top - low) * f.min() ** 0.5), 0.5)
-        bounds = ([-np.inf, -np.inf, 1e-3], [np.inf, np.inf, 5.0])
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            popt, pcov = optimize.curve_fit(fn, f, y, p0=p0, bounds=bounds, maxfev=20000)
-    except (RuntimeError, ValueError) as e:
-        out["message"] = f"fit failed: {e}"
-        return out
-    resid = y - fn(f, *popt)
-    rss = float(resid @ resid)
-    tss = float(((y - y.mean()) ** 2).sum())
-    k, n = len(names), f.size
-    se = np.sqrt(np.clip(np.diag(pcov), 0, np.inf)) if np.all(np.isfinite(pcov)) else np.full(k, np.nan)
-    tq = float(stats.t.ppf(1 - alpha / 2, n - k))
-    lo_b, hi_b = bounds
-    at_bound = [nm for nm, v, lo, hi in zip(names, popt, lo_b, hi_b)
-                if np.isclose(v, lo, rtol=1e-3, atol=1e-9) or np.isclose(v, hi, rtol=1e-3, atol=1e-9)]
-    if model == "exp" and popt[1] < f.min() / 3:
-        at_bound.append("tau")  # the rise happens before the smallest measured fraction: tau is not identified
-    shape = len(names) - 1  # tau or c: a relative standard error above 100% leaves the curve's shape open
-    if np.isfinite(se[shape]) and se[shape] > abs(popt[shape]):
-        at_bound.append(names[shape])
-    bad_se = not np.all(np.isfinite(se)) or np.any(se == 0)
-    if at_bound or bad_se:
-        what = ", ".join(dict.fromkeys(at_bound)) or "the covariance"
-        out["message"] = (f"{what} not identified (at the edge of its range, or no rise over the measured "
-                          "fractions): the curve and its uncertainty are not reliable")
-    out.update(ok=True, params=dict(zip(names, map(float, popt))), se=dict(zip(names, map(float, se))),
-               ci={nm: (float(p - tq * s), float(p + tq * s)) for nm, p, s in zip(names, popt, se)},
-               rss=rss, r2=1 - rss / tss if tss > 0 else None,
-               aic=float(n * math.log(max(rss, 1e-300) / n) + 2 * k))
-    return out
-
-
-def saturation_fraction(fit: dict, noise: float) -> float | None:
-    """The fraction beyond which the fitted curve is within ``noise`` of its asymptote.
-
-    exp: ``a exp(-f/tau) <= noise`` gives ``f* = tau ln(|a| / noise)``; power: ``|b| f^-c <= noise``
-    gives ``f* = (|b| / noise)^(1/c)``. 0 when the whole curve is within noise of its asymptote;
-    a value above 1 means the gains had not saturated at 100 %. None without a fit or a noise level.
-    """
-    if not fit.get("ok") or noise is None or not np.isfinite(noise) or noise <= 0:
-        return None
-    p = fit["params"]
-    if fit["model"] == "exp":
-        return 0.0 if abs(p["a"]) <= noise else float(p["tau"] * math.log(abs(p["a"]) / noise))
-    if abs(p["b"]) <= noise:
-        return 0.0
-    log_f = math.log(abs(p["b"]) / noise) / p["c"]
-    return float("inf") if log_f > 700 else math.exp(log_f)
-
-
-def within_noise_fraction(gains_by_fraction: dict[float, dict[int, float]], alpha: float = 0.05):
-    """Smallest measured fraction from which on every gain is indistinguishable from the largest fraction's.
-
-    For each fraction f, the paired difference ``gain(f_max, seed) - gain(f, seed)`` gets a t-interval
-    over seeds; f qualifies when that interval contains zero (or lies below it) for f and every larger
-    fraction. Returns ``(fraction or None, {f: interval})``.
-    """
-    fs = sorted(gains_by_fraction)
-    if not fs:
-        return None, {}
-    full = gains_by_fraction[fs[-1]]
-    diffs = {}
-    for f in fs:
-        paired = sorted(set(full) & set(gains_by_fraction[f]))
-        diffs[f] = t_interval([full[k] - gains_by_fraction[f][k] for k in paired], alpha)
-    answer = None
-    for f in reversed(fs):
-        d = diffs[f]
-        if f == fs[-1] or (d["low"] is not None and d["low"] <= 0):
-            answer = f
-        else:
-            break
-    return answer, diffs
 
 
 # ---------------------------------------------------------------- fertility, selection, Pareto
@@ -938,8 +726,6 @@ def _gap_estimates(cfg, scores, idx, model, setting, target):
 def _bootstrap(store, cfg, scores, paired, target, metric, split, langs, ex_cache) -> dict:
     """report.paired_bootstrap over (seed, language): per-example differences when stored for every pair,
     else the per-seed metric differences of each language."""
-    from .report import paired_bootstrap
-
     if not paired or not langs:
         return {"p_value": None, "unit": None}
     key = (target, split)
@@ -955,6 +741,8 @@ def _bootstrap(store, cfg, scores, paired, target, metric, split, langs, ex_cach
             cells[lang] = np.stack([ex[(a, lang)].astype(np.float64) - ex[(b, lang)] for _, a, b in paired])
         else:
             cells[lang] = np.array([scores[a]["langs"][lang] - scores[b]["langs"][lang] for _, a, b in paired])
+    from .stats import paired_bootstrap
+
     return paired_bootstrap(cells, n_resamples=cfg.study.n_resamples, seed=0)
 
 
