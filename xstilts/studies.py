@@ -50,7 +50,6 @@ import platform
 import time
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 from pydantic import Field, ValidationError
@@ -576,24 +575,11 @@ def run_study(cfg: StudyConfig, *, executor: str = "local", address: str | None 
     todo = [c for c in cells if c.run_id not in (with_metrics if c.cfg.target.tasks else recorded)]
     log(f"study {cfg.name}: {len(cells)} cells, {len(cells) - len(todo)} already in {store_path}, {len(todo)} to run")
     if executor == "ray":
-        return grid._run_ray(todo, str(store_path), SimpleNamespace(resources=cfg.resources, retries=cfg.retries),
-                             address, log)
-    if executor != "local":
-        raise ConfigError(f"unknown executor {executor!r}; use local or ray")
-    done, failed = [], {}
-    t0 = time.time()
-    for i, cell in enumerate(todo, 1):
-        for attempt in range(cfg.retries + 1):
-            try:
-                done.append(grid.run_cell(cell, str(store_path), log=lambda m: None))
-                log(f"[{i}/{len(todo)}] {cell.model}/{cell.setting}/{cell.target or '-'}/seed {cell.seed} done "
-                    f"({time.time() - t0:.0f}s)")
-                break
-            except Exception as e:  # noqa: BLE001 - a failed cell is retried, then reported, not fatal to the study
-                if attempt == cfg.retries:
-                    failed[cell.run_id] = f"{cell.model}/{cell.setting}/{cell.target}/seed {cell.seed}: {e!r}"
-                    log(f"failed after {cfg.retries + 1} attempts: {failed[cell.run_id]}")
-    return {"done": done, "failed": failed}
+        from .extras import require
+
+        require("ray", "xstilts study --executor ray")
+    return grid.execute(todo, store_path, executor=executor, retries=cfg.retries, resources=cfg.resources,
+                        address=address, log=log, label=f"study {cfg.name}")
 
 
 # =========================================================================== reading the store
