@@ -353,9 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", default=None, help="run config whose tasks: and data_dir to use")
     tr.set_defaults(fn=_cmd_translate)
 
+    from .studies import names as study_names
+
     st = sub.add_parser("study", help="a named grid plus its analysis, written as a report section "
-                                      "(model-scale, data-scale, latency, efficiency)")
-    st.add_argument("name", choices=["model-scale", "data-scale", "latency", "efficiency"])
+                                      f"({', '.join(study_names())})")
+    st.add_argument("name", choices=study_names())
     st.add_argument("overrides", nargs="*", help="key=value overrides of the study config, e.g. seeds=[0,1]")
     st.add_argument("--config", default=None, help="study YAML (default: configs/studies/NAME.yaml)")
     st.add_argument("--models", nargs="+", default=None,
