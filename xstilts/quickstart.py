@@ -22,7 +22,6 @@ only reprints the results.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import shutil
@@ -34,6 +33,8 @@ import numpy as np
 
 from . import config as config_mod
 from . import demo
+from .report import render
+from .report.render import md_table, text_table
 from .stats import gain_verdict as verdict  # noqa: F401  (re-exported: the quickstart's verdict)
 from .stats import paired_arms as paired, paired_bootstrap, t_quantile  # noqa: F401  (t_quantile: re-exported)
 
@@ -377,12 +378,8 @@ def format_table(table: list[dict], markdown: bool = False, titles: dict | None 
         ci = "-" if math.isnan(t["ci_low"]) else f"[{_pct(t['ci_low'], True)}, {_pct(t['ci_high'], True)}]"
         lines.append([_lang_label(t), str(t["n_test"]), _cell(t["direct_mean"], t["direct_std"]),
                       _cell(t["inter_mean"], t["inter_std"]), _cell(t["gain_mean"], t["gain_std"], True), ci])
-    if markdown:
-        out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
-        return "\n".join(out + ["| " + " | ".join(x) + " |" for x in lines])
-    widths = [max(len(r[c]) for r in [head] + lines) for c in range(len(head))]
-    fmt = lambda r: "  ".join(x.ljust(w) if c == 0 else x.rjust(w) for c, (x, w) in enumerate(zip(r, widths)))  # noqa: E731
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in lines])
+    align = "l" + "r" * (len(head) - 1)
+    return md_table(head, lines, align) if markdown else text_table(head, lines, align, rule=True)
 
 
 CSV_FIELDS = ["lang", "zero_shot", "n_test", "n_seeds", "direct_mean", "direct_std", "inter_mean", "inter_std",
@@ -390,22 +387,15 @@ CSV_FIELDS = ["lang", "zero_shot", "n_test", "n_seeds", "direct_mean", "direct_s
 
 
 def write_csv(table: list[dict], path: Path) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(CSV_FIELDS)
-        for t in table:
-            w.writerow([t["lang"], int(t["zero_shot"]), t["n_test"], t["n"], *(round(t[k], 6) for k in (
-                "direct_mean", "direct_std", "inter_mean", "inter_std", "gain_mean", "gain_std", "ci_low",
-                "ci_high")), " ".join(f"{x:.6f}" for x in t["direct"]), " ".join(f"{x:.6f}" for x in t["intermediate"])])
+    render.write_csv(path, CSV_FIELDS, [
+        [t["lang"], int(t["zero_shot"]), t["n_test"], t["n"], *(round(t[k], 6) for k in (
+            "direct_mean", "direct_std", "inter_mean", "inter_std", "gain_mean", "gain_std", "ci_low", "ci_high")),
+         " ".join(f"{x:.6f}" for x in t["direct"]), " ".join(f"{x:.6f}" for x in t["intermediate"])] for t in table])
 
 
 def plot(table: list[dict], path: Path, title: str, chance: float | None = None, titles: dict | None = None,
          metric: str = "accuracy") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = render.pyplot()
     labels = [("avg\n(zero-shot)" if t["lang"] == "avg" else t["lang"]) for t in table]
     x = np.arange(len(table))
     w = 0.38

@@ -44,10 +44,11 @@ Example:
     >>> write_section(section, section_dir(cfg))
 """
 
+from ..report.render import format_section, section_html, section_markdown
 from .base import (CONFIG_DIR, Study, StudyConfig, StudyOptions, analyze, cell_scores, config_model,
-                   default_config_path, dry_run, format_section, get, grid_cells, is_decoder_model, load_sections,
-                   load_study, model_base, names, register, resolve_model, run_study, section_dir, section_html,
-                   section_markdown, study_cells, study_settings, unregister, write_section)
+                   default_config_path, dry_run, get, grid_cells, is_decoder_model, load_sections, load_study,
+                   model_base, names, register, resolve_model, run_study, section_dir, study_cells, study_settings,
+                   unregister, write_section)
 
 __all__ = ["CONFIG_DIR", "Study", "StudyConfig", "StudyOptions", "analyze", "cell_scores", "config_model",
            "default_config_path", "dry_run", "format_section", "get", "grid_cells", "is_decoder_model",

@@ -12,7 +12,6 @@ study; ``analyze`` fills the section.
 from __future__ import annotations
 
 import difflib
-import html
 import importlib
 import json
 import os
@@ -26,7 +25,7 @@ from pydantic import Field, ValidationError, create_model
 from ..config import _Strict, invalid, merge, parse_overrides, read_yaml
 from ..errors import ConfigError
 from ..grid import Cell, GridConfig, Resources, Setting
-from ..report import md_table
+from ..report.render import json_default, section_markdown, write_csv
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "studies"
 MODEL_PRESETS = {
@@ -510,22 +509,13 @@ def _label_selection(section: dict, cells: list[Cell]) -> None:
                                f"(selection: {', '.join(rules)}), not on English dev as the XTREME protocol does.")
 
 
-# ---------------------------------------------------------------- helpers for analyses
+# ---------------------------------------------------------------- helpers for analyses (plots: xstilts.report.render.pyplot)
 
 
 def mean_sd(est: dict) -> str:
     if est.get("mean") is None:
         return "–"
     return f"{100 * est['mean']:.2f}" + (f" ± {100 * est['sd']:.2f}" if est.get("sd") is not None else "")
-
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def errbar(est):
@@ -540,8 +530,6 @@ def errbar(est):
 
 def write_section(section: dict, out_dir) -> dict:
     """Write ``section.json``, ``section.md`` and ``table.csv`` (the first table) into ``out_dir``."""
-    import csv
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -555,27 +543,10 @@ def write_section(section: dict, out_dir) -> dict:
     paths["markdown"] = md
     if section["tables"]:
         t = section["tables"][0]
-        csv_path = out_dir / "table.csv"
-        with open(csv_path, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(t["header"])
-            w.writerows(t["rows"])
-        paths["csv"] = csv_path
+        paths["csv"] = write_csv(out_dir / "table.csv", t["header"], t["rows"])
     for p in section["plots"]:
         paths[f"plot:{p['file']}"] = out_dir / p["file"]
     return paths
-
-
-def json_default(x):
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating):
-        return float(x)
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, tuple):
-        return list(x)
-    return str(x)
 
 
 def load_sections(root) -> list[tuple[dict, Path]]:
@@ -591,59 +562,3 @@ def load_sections(root) -> list[tuple[dict, Path]]:
             continue
     order = {n: i for i, n in enumerate(names())}
     return sorted(out, key=lambda x: (order.get(x[0].get("name"), 99), x[0].get("name", "")))
-
-
-def section_markdown(section: dict, section_dir, out_dir, level: int = 2) -> str:
-    """Markdown of a section; plot links relative to ``out_dir``."""
-    h = "#" * level
-    lines = [f"{h} {section['title']}", "", f"*Question:* {section['question']}", "", f"{h}# Conclusion", ""]
-    lines += [f"- {c}" for c in section["conclusion"]] + ["", f"*Test:* {section['test']}", ""]
-    for t in section["tables"]:
-        lines += [f"{h}# {t['caption']}", "", md_table(t["header"], t["rows"]) if t["rows"] else "(none)", ""]
-    for p in section["plots"]:
-        rel = os.path.relpath(Path(section_dir) / p["file"], out_dir)
-        lines += [f"![{p['caption']}]({rel})", ""]
-    if section.get("notes"):
-        lines += [f"{h}# Notes", ""] + [f"- {n}" for n in section["notes"]] + [""]
-    return "\n".join(lines)
-
-
-def section_html(section: dict, section_dir) -> str:
-    """HTML of a section with its plots embedded (base64)."""
-    import base64
-
-    e = html.escape
-    parts = [f"<h2>{e(section['title'])}</h2>", f"<p><em>Question:</em> {e(section['question'])}</p>",
-             "<h3>Conclusion</h3><ul>"] + [f"<li>{e(c)}</li>" for c in section["conclusion"]]
-    parts.append(f"</ul><p class='note'><em>Test:</em> {e(section['test'])}</p>")
-    for t in section["tables"]:
-        parts.append(f"<h3>{e(t['caption'])}</h3>")
-        if not t["rows"]:
-            parts.append("<p>(none)</p>")
-            continue
-        parts.append("<table><thead><tr>" + "".join(f"<th>{e(str(x))}</th>" for x in t["header"]) + "</tr></thead><tbody>")
-        parts += ["<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in row) + "</tr>" for row in t["rows"]]
-        parts.append("</tbody></table>")
-    for p in section["plots"]:
-        f = Path(section_dir) / p["file"]
-        if f.exists():
-            b64 = base64.b64encode(f.read_bytes()).decode("ascii")
-            parts.append(f"<figure><img alt='{e(p['caption'])}' src='data:image/png;base64,{b64}'>"
-                         f"<figcaption>{e(p['caption'])}</figcaption></figure>")
-    if section.get("notes"):
-        parts += ["<ul class='note'>"] + [f"<li>{e(n)}</li>" for n in section["notes"]] + ["</ul>"]
-    return "\n".join(parts)
-
-
-def format_section(section: dict) -> str:
-    """Plain text for the terminal: conclusion, test, first table."""
-    lines = [section["title"], "", "Conclusion:"] + [f"  - {c}" for c in section["conclusion"]]
-    lines += ["", f"Test: {section['test']}", ""]
-    if section["tables"]:
-        t = section["tables"][0]
-        widths = [max(len(str(x)) for x in col) for col in zip(t["header"], *t["rows"])] if t["rows"] else []
-        lines.append(t["caption"])
-        if widths:
-            for row in [t["header"], *t["rows"]]:
-                lines.append("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
-    return "\n".join(lines)

@@ -18,10 +18,11 @@ from pydantic import Field
 from ..config import _Strict
 from ..errors import ConfigError
 from ..grid import Setting
+from ..report.render import pyplot
 from ..stats import (SATURATION_MODELS, describe, fit_saturation, format_ci, saturation_fraction, signed, t_interval,
                      verdict, within_noise_fraction)
 from .base import (ZERO_SHOT_RULE, Study, cell_scores, done_summary, errbar, gap_estimates, index_cells, mean_sd,
-                   model_label, phase_rows, pyplot, register, study_settings)
+                   model_label, phase_rows, register, study_settings)
 
 
 class SweepOptions(_Strict):

@@ -17,8 +17,9 @@ from pydantic import Field
 from ..config import _Strict, merge, validate
 from ..errors import ConfigError
 from ..grid import Cell
+from ..report.render import pyplot
 from ..stats import t_interval, verdict
-from .base import Study, model_base, model_label, phase_rows, pyplot, register
+from .base import Study, model_base, model_label, phase_rows, register
 
 CHAR_LANGUAGES = ("zh", "ja", "th", "lo", "km", "my")
 

@@ -17,8 +17,9 @@ from pydantic import Field
 
 from ..config import _Strict
 from ..grid import Cell
+from ..report.render import pyplot
 from ..stats import describe, format_ci, plain, signed, t_interval, welch_interval
-from .base import (ZERO_SHOT_RULE, Study, cell_scores, index_cells, mean_sd, model_label, phase_rows, pyplot,
+from .base import (ZERO_SHOT_RULE, Study, cell_scores, index_cells, mean_sd, model_label, phase_rows,
                    register, target_info)
 
 

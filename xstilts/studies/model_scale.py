@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..stats import describe, format_ci, signed, t_interval, verdict, welch_interval
+from ..report.render import pyplot
+from ..stats import describe, format_ci, paired_bootstrap, signed, t_interval, verdict, welch_interval
 from .base import (ZERO_SHOT_RULE, Study, cell_scores, errbar, gap_estimates, index_cells, mean_sd, model_label,
-                   params_text, phase_rows, pyplot, register, study_settings, target_info)
+                   params_text, phase_rows, register, study_settings, target_info)
 
 
 class ModelScale(Study):
@@ -142,8 +143,6 @@ def _bootstrap(store, cfg, scores, paired, target, metric, split, langs, ex_cach
             cells[lang] = np.stack([ex[(a, lang)].astype(np.float64) - ex[(b, lang)] for _, a, b in paired])
         else:
             cells[lang] = np.array([scores[a]["langs"][lang] - scores[b]["langs"][lang] for _, a, b in paired])
-    from ..stats import paired_bootstrap
-
     return paired_bootstrap(cells, n_resamples=cfg.study.n_resamples, seed=0)
 
 
