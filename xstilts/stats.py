@@ -4,6 +4,7 @@ Pure functions over numbers (numpy and scipy, no store, no files), used by the r
 (:mod:`xstilts.report`), the studies (:mod:`xstilts.studies`), the quickstart and the exports:
 
 * :func:`t_quantile`, :func:`t_interval`, :func:`welch_interval`: Student-t intervals (``scipy.stats.t``);
+  :func:`normal_interval`: a normal-approximation interval over examples (exports);
 * :func:`paired_arms`, :func:`gain_verdict`: both arms' mean/std, a paired t-interval on the per-seed gain
   and the sentence saying whether intermediate training helped (quickstart);
 * :func:`paired_bootstrap`: the hierarchical paired bootstrap over seeds and examples (report, studies);
@@ -109,6 +110,23 @@ def describe(est: dict, *, unit: str = "points", scale: float = 100.0, digits: i
     v = verdict(est["low"], est["high"])
     tail = " (the interval crosses zero)" if v == "inconclusive" else ""
     return f"{head} ({level}% CI {format_ci(est, scale, digits)}, {kind} over {n} {over}): {v}{tail}"
+
+
+def normal_interval(values, alpha: float = 0.05) -> dict:
+    """Mean of ``values`` (e.g. one run's per-example scores) with a normal-approximation interval
+    (``mean ± half``, ``half = z_{1-alpha/2} · sd / sqrt(n)``): ``{"mean", "se", "half", "n", "low", "high",
+    "level"}``, the spread None with fewer than two values."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    n = int(x.size)
+    out = {"mean": float(x.mean()) if n else None, "se": None, "half": None, "n": n, "low": None, "high": None,
+           "level": 1 - alpha}
+    if n > 1:
+        se = float(x.std(ddof=1) / math.sqrt(n))
+        half = float(stats.norm.ppf(1 - alpha / 2)) * se
+        out.update(se=se, half=half, low=out["mean"] - half, high=out["mean"] + half)
+    return out
 
 
 def paired_arms(direct: list[float], inter: list[float]) -> dict:
