@@ -434,7 +434,8 @@ def test_report_appends_every_study_section(tiny, model_scale, latency, data_sca
     from xstilts.store import Store
 
     out = tiny["work"] / "report"
-    paths = build_report(Store(tiny["work"] / "results.sqlite"), out, model=tiny["small"], n_resamples=50)
+    paths = build_report(Store(tiny["work"] / "results.sqlite"), out, model=tiny["small"], n_resamples=50,
+                         studies=studies.load_sections(tiny["work"] / "studies"))
     assert {f"study:{n}" for n in studies.names()} <= set(paths)
     md = paths["markdown"].read_text(encoding="utf-8")
     page = paths["html"].read_text(encoding="utf-8")
@@ -547,7 +548,8 @@ def test_a_toy_study_runs_through_the_same_machinery(toy_study, tiny, model_scal
     paths = studies.write_section(section, studies.section_dir(cfg))
     assert section["tables"][0]["rows"] and all(r[1] == len(cfg.seeds) for r in section["tables"][0]["rows"])
     assert {"json", "markdown", "csv"} <= set(paths)
-    report = build_report(cfg.workdir / "results.sqlite", tmp_path / "report", model=tiny["small"], n_resamples=50)
+    report = build_report(cfg.workdir / "results.sqlite", tmp_path / "report", model=tiny["small"], n_resamples=50,
+                          studies=studies.load_sections(cfg.workdir / "studies"))
     assert "study:toy" in report and "Study: toy" in report["markdown"].read_text()
     import shutil
 

@@ -105,12 +105,14 @@ def _cmd_report(args) -> int:
     from .errors import ConfigError
     from .report import build_report
     from .store import Store
+    from .studies import load_sections
 
     path = Path(args.workdir) / "results.sqlite"
     if not path.exists():
         raise ConfigError(f"no results store at {path} (run `xstilts run` or `xstilts grid` first)")
     out = args.out or str(Path(args.workdir) / "report")
-    paths = build_report(Store(path), out, baseline=args.baseline, selection=args.selection, model=args.model)
+    paths = build_report(Store(path), out, baseline=args.baseline, selection=args.selection, model=args.model,
+                         studies=load_sections(Path(args.workdir) / "studies"))
     for kind, p in paths.items():
         print(f"{kind:<20} {p}")
     return 0

@@ -5,7 +5,7 @@ the store's metric rows (and per-example scores, when stored) into the numbers
 of the paper's tables; :func:`build_report` renders them with :mod:`.render`
 (the one renderer, shared with the studies and the quickstart) as a
 self-contained HTML page, a Markdown file, PNG plots, a CSV and a JSON summary,
-with every study section (``xstilts study``) found next to the store appended;
+with the study sections (``xstilts study``) it is given appended;
 :func:`export_predictions` (:mod:`.export`) copies saved predictions into the
 google-research/xtreme submission layout.
 
@@ -39,14 +39,15 @@ from ..stats import paired_bootstrap
 from . import render
 from .export import export_predictions
 from .render import format_delta, format_rows, format_score, md_table
-from .summary import BENCHMARKS, _open_store, summarize
+from .summary import BENCHMARKS, summarize
 
 __all__ = ["BENCHMARKS", "build_report", "export_predictions", "format_delta", "format_rows", "format_score",
            "md_table", "paired_bootstrap", "summarize"]
 
 
 def build_report(store, out_dir: str | os.PathLike, *, baseline: str = "none", selection: str = "en-dev",
-                 benchmark: str | Iterable[str] = BENCHMARKS, title: str = "xstilts results", **kwargs) -> dict:
+                 benchmark: str | Iterable[str] = BENCHMARKS, title: str = "xstilts results",
+                 studies: Iterable[tuple[dict, Path]] = (), **kwargs) -> dict:
     """Render the paper's tables and figures from the store into ``out_dir``.
 
     Args:
@@ -54,6 +55,9 @@ def build_report(store, out_dir: str | os.PathLike, *, baseline: str = "none", s
         out_dir: output folder (created).
         baseline, selection, benchmark: see :func:`summarize`.
         title: page title.
+        studies: study sections to append, as ``(section, its folder)`` pairs in order; ``xstilts report``
+            passes those found next to the store (:func:`xstilts.studies.load_sections`). The report
+            does not import the studies: they depend on its renderer.
         **kwargs: passed to :func:`summarize` (``eval_split``,
             ``primary_metrics``, ``model``, ``n_resamples``, ``bootstrap_seed``,
             ``alpha``, ``ddof``).
@@ -62,7 +66,8 @@ def build_report(store, out_dir: str | os.PathLike, *, baseline: str = "none", s
         Written paths: ``html`` (self-contained: plots embedded as base64),
         ``markdown`` (plots referenced as files), ``json`` (every number, as
         fractions), ``csv`` (the main table, long form), ``deltas`` (PNG) and
-        ``heatmap:<target>`` (PNG) for each target with a non-baseline setting.
+        ``heatmap:<target>`` (PNG) for each target with a non-baseline setting,
+        and ``study:<name>`` (its ``section.json``) for each study section appended.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +94,7 @@ def build_report(store, out_dir: str | os.PathLike, *, baseline: str = "none", s
     paths["json"] = js
 
     sections = render.report_tables(summary)
-    studies = _study_sections(store)
+    studies = list(studies)
     for sec, folder in studies:
         paths[f"study:{sec.get('name')}"] = folder / "section.json"
     md = out_dir / "report.md"
@@ -99,10 +104,3 @@ def build_report(store, out_dir: str | os.PathLike, *, baseline: str = "none", s
     page.write_text(render.render_html(title, summary, sections, plots, studies), encoding="utf-8")
     paths["html"] = page
     return paths
-
-
-def _study_sections(store) -> list:
-    """Study sections (``xstilts study``) found under ``<store folder>/studies/*/section.json``."""
-    from ..studies import load_sections
-
-    return load_sections(Path(_open_store(store).path).parent / "studies")
