@@ -10,7 +10,7 @@ Pure functions over numbers (numpy and scipy, no store, no files), used by the r
 * :func:`paired_bootstrap`: the hierarchical paired bootstrap over seeds and examples (report, studies);
 * :func:`verdict`, :func:`describe`, :func:`format_ci`: the wording of an estimate and its interval;
 * :func:`fit_saturation`, :func:`saturation_fraction`, :func:`within_noise_fraction`: saturation curves
-  (the data-scale study).
+  (the data-scale study); :func:`linear_fit`: a least-squares line (the efficiency study).
 """
 
 from __future__ import annotations
@@ -170,6 +170,20 @@ def gain_verdict(avg: dict, n_langs: int, unit: str = "seed", metric: str = "acc
         return f"Intermediate training HURT: {g:+.1f} accuracy points {what} {ci}."
     return (f"Inconclusive: the difference ({g:+.1f} points {what}) is within seed noise {ci}; "
             f"more seeds (--seeds) narrow the interval.")
+
+
+def linear_fit(x, y) -> dict:
+    """Least-squares line ``y = intercept + slope x`` (``scipy.stats.linregress``):
+    ``{"n", "slope", "slope_se", "intercept", "r2", "p"}``, all None but ``n`` with fewer than three points
+    or no spread in ``x``."""
+    from scipy import stats
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.size < 3 or np.ptp(x) == 0:
+        return {"n": int(x.size), "slope": None, "slope_se": None, "intercept": None, "r2": None, "p": None}
+    r = stats.linregress(x, y)
+    return {"n": int(x.size), "slope": float(r.slope), "slope_se": float(r.stderr), "intercept": float(r.intercept),
+            "r2": float(r.rvalue ** 2), "p": float(r.pvalue)}
 
 
 # ---------------------------------------------------------------- paired bootstrap

@@ -18,7 +18,7 @@ from ..config import _Strict, merge, validate
 from ..errors import ConfigError
 from ..grid import Cell
 from ..report.render import pyplot
-from ..stats import t_interval, verdict
+from ..stats import linear_fit, t_interval, verdict
 from .base import Study, model_base, model_label, phase_rows, register
 
 CHAR_LANGUAGES = ("zh", "ja", "th", "lo", "km", "my")
@@ -77,8 +77,6 @@ class Efficiency(Study):
                 f"repeats {eff.repeats} (+{eff.warmup_runs} warm-up run(s)), no target phase"]
 
     def analyze(self, cfg, store, cells, section, out_dir):
-        from scipy import stats
-
         eff = cfg.study.efficiency
         alpha = cfg.study.alpha
         by_run = {c.run_id: r for c, r in phase_rows(store, cells, "intermediate")}
@@ -131,8 +129,8 @@ class Efficiency(Study):
             langs = list(per_lang)
             x_m = [per_lang[lang]["tokens_per_epoch"] for lang in langs]
             y_m = [per_lang[lang]["s_per_epoch"] for lang in langs]
-            fit_m = _linfit(x_m, y_m, stats)
-            fit_all = _linfit(x_all, y_all, stats)
+            fit_m = linear_fit(x_m, y_m)
+            fit_all = linear_fit(x_all, y_all)
             for label, f in (("language means", fit_m), ("all runs", fit_all)):
                 fit_rows.append([model_label(model), label, str(f["n"]), "–" if f["slope"] is None else
                                  f"{1000 * f['slope']:.3g} ± {1000 * f['slope_se']:.2g}",
@@ -251,15 +249,6 @@ def _exp(x):
 
 def _fmt(x):
     return "–" if x is None else f"{x:.2f}"
-
-
-def _linfit(x, y, stats) -> dict:
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if x.size < 3 or np.ptp(x) == 0:
-        return {"n": int(x.size), "slope": None, "slope_se": None, "intercept": None, "r2": None, "p": None}
-    r = stats.linregress(x, y)
-    return {"n": int(x.size), "slope": float(r.slope), "slope_se": float(r.stderr), "intercept": float(r.intercept),
-            "r2": float(r.rvalue ** 2), "p": float(r.pvalue)}
 
 
 def _plot_efficiency(data, path: Path) -> Path:
