@@ -9,46 +9,49 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import stats as scipy_stats
 
 from conftest import SHARED_DATA, needs_data, require_shared_data
-from xstilts import studies
+from xstilts import stats, studies
 from xstilts.cli import main
+from xstilts.errors import ConfigError
+from xstilts.studies import efficiency as efficiency_study
+from xstilts.studies import latency as latency_study
 
 
 # =========================================================================== statistics on hand-made numbers
 
 
 def test_t_interval_matches_hand_computation_and_crossing_is_inconclusive():
-    est = studies.t_interval([0.01, 0.02, 0.03])  # mean 0.02, sd 0.01
-    half = stats.t.ppf(0.975, 2) * 0.01 / math.sqrt(3)  # 4.303 * 0.00577 = 0.0248
+    est = stats.t_interval([0.01, 0.02, 0.03])  # mean 0.02, sd 0.01
+    half = scipy_stats.t.ppf(0.975, 2) * 0.01 / math.sqrt(3)  # 4.303 * 0.00577 = 0.0248
     assert est["mean"] == pytest.approx(0.02) and est["sd"] == pytest.approx(0.01) and est["n"] == 3
     assert (est["low"], est["high"]) == (pytest.approx(0.02 - half), pytest.approx(0.02 + half))
     assert est["low"] < 0 < est["high"]
-    assert studies.verdict(est["low"], est["high"]) == "inconclusive"
-    text = studies.describe(est)
+    assert stats.verdict(est["low"], est["high"]) == "inconclusive"
+    text = stats.describe(est)
     assert text.startswith("+2.00 points (95% CI [-0.48, +4.48], t-interval over 3 seeds): inconclusive")
     assert "crosses zero" in text
 
 
 def test_verdicts_positive_negative_and_one_seed():
-    pos = studies.t_interval([0.05, 0.06, 0.04])
-    neg = studies.t_interval([-0.05, -0.06, -0.04])
-    assert studies.verdict(pos["low"], pos["high"]) == "positive" and pos["low"] > 0
-    assert studies.verdict(neg["low"], neg["high"]) == "negative" and neg["high"] < 0
-    assert studies.describe(pos).endswith(": positive") and "[+" in studies.describe(pos)
-    one = studies.t_interval([0.05])
-    assert one["low"] is None and studies.verdict(one["low"], one["high"]) == "inconclusive"
-    assert studies.describe(one) == "+5.00 points (1 seed: no interval): inconclusive"
+    pos = stats.t_interval([0.05, 0.06, 0.04])
+    neg = stats.t_interval([-0.05, -0.06, -0.04])
+    assert stats.verdict(pos["low"], pos["high"]) == "positive" and pos["low"] > 0
+    assert stats.verdict(neg["low"], neg["high"]) == "negative" and neg["high"] < 0
+    assert stats.describe(pos).endswith(": positive") and "[+" in stats.describe(pos)
+    one = stats.t_interval([0.05])
+    assert one["low"] is None and stats.verdict(one["low"], one["high"]) == "inconclusive"
+    assert stats.describe(one) == "+5.00 points (1 seed: no interval): inconclusive"
 
 
 def test_welch_interval():
     a, b = [0.50, 0.52, 0.54], [0.40, 0.41, 0.45, 0.42]
-    w = studies.welch_interval(a, b)
-    ref = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    w = stats.welch_interval(a, b)
+    ref = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
     assert w["mean"] == pytest.approx(np.mean(a) - np.mean(b))
     assert (w["low"], w["high"]) == (pytest.approx(ref.low), pytest.approx(ref.high))
-    assert "Welch t-interval over 3+4 seeds" in studies.describe(w)
+    assert "Welch t-interval over 3+4 seeds" in stats.describe(w)
 
 
 def test_saturation_fit_recovers_known_parameters():
@@ -56,7 +59,7 @@ def test_saturation_fit_recovers_known_parameters():
     f = np.repeat([0.01, 0.03, 0.1, 0.3, 1.0], 5)
     a, tau = 0.05, 0.08  # +5 points at saturation, reached around 8% of the data
     y = a * (1 - np.exp(-f / tau)) + rng.normal(0, 0.002, f.size)
-    fit = studies.fit_saturation(f, y, "exp")
+    fit = stats.fit_saturation(f, y, "exp")
     assert fit["ok"] and fit["n"] == 25
     assert fit["params"]["a"] == pytest.approx(a, rel=0.05) and fit["params"]["tau"] == pytest.approx(tau, rel=0.15)
     for name, true in (("a", a), ("tau", tau)):  # the 95% intervals cover the truth
@@ -64,25 +67,25 @@ def test_saturation_fit_recovers_known_parameters():
         assert lo < true < hi and fit["se"][name] > 0
     assert fit["r2"] > 0.98 and fit["message"] == ""
     flat_y = 0.03 + np.random.default_rng(1).normal(0, 0.002, f.size)
-    flat = studies.fit_saturation(f, flat_y, "exp")  # no rise over the measured fractions: tau not identified
+    flat = stats.fit_saturation(f, flat_y, "exp")  # no rise over the measured fractions: tau not identified
     assert "tau not identified" in flat["message"]
     # within noise of the asymptote beyond f* = tau ln(a / noise)
-    assert studies.saturation_fraction(fit, 0.002) == pytest.approx(
+    assert stats.saturation_fraction(fit, 0.002) == pytest.approx(
         fit["params"]["tau"] * math.log(fit["params"]["a"] / 0.002))
-    assert studies.saturation_fraction(fit, 1.0) == 0.0  # the whole curve within noise
+    assert stats.saturation_fraction(fit, 1.0) == 0.0  # the whole curve within noise
     # power law a - b f^-c
     y2 = 0.06 - 0.004 * f ** -0.5 + rng.normal(0, 0.0005, f.size)
-    p = studies.fit_saturation(f, y2, "power")
+    p = stats.fit_saturation(f, y2, "power")
     assert p["ok"] and p["params"]["a"] == pytest.approx(0.06, abs=0.003)
     assert p["params"]["c"] == pytest.approx(0.5, abs=0.08)
-    assert p["aic"] < studies.fit_saturation(f, y2, "exp")["aic"]  # AIC prefers the true form
-    assert not studies.fit_saturation([0.1, 1.0], [0.01, 0.02], "exp")["ok"]
+    assert p["aic"] < stats.fit_saturation(f, y2, "exp")["aic"]  # AIC prefers the true form
+    assert not stats.fit_saturation([0.1, 1.0], [0.01, 0.02], "exp")["ok"]
 
 
 def test_within_noise_fraction_on_hand_table():
     gains = {0.01: {0: 0.00, 1: 0.01, 2: 0.00}, 0.1: {0: 0.030, 1: 0.031, 2: 0.029},
              0.3: {0: 0.050, 1: 0.048, 2: 0.052}, 1.0: {0: 0.049, 1: 0.051, 2: 0.050}}
-    f, diffs = studies.within_noise_fraction(gains)
+    f, diffs = stats.within_noise_fraction(gains)
     assert f == 0.3  # 10% is still significantly below the 100% gain, 30% is not
     assert diffs[0.1]["low"] > 0 and diffs[0.3]["low"] < 0 < diffs[0.3]["high"]
 
@@ -91,14 +94,14 @@ def test_fertility_on_a_hand_example():
     def chunks(text):  # 3-character pieces of every word
         return [w[i:i + 3] for w in text.split() for i in range(0, len(w), 3)]
 
-    en = studies.fertility(["hello world", "a cat"], chunks, "en")  # hel lo wor ld | a | cat = 6 over 4 words
+    en = efficiency_study.fertility(["hello world", "a cat"], chunks, "en")  # hel lo wor ld | a | cat = 6 over 4 words
     assert en == {"fertility": 1.5, "subwords": 6, "units": 4, "unit": "word"}
-    zh = studies.fertility(["我喜欢猫 很好"], chunks, "zh")  # 6 characters; pieces 我喜欢 猫 很好 = 3
+    zh = efficiency_study.fertility(["我喜欢猫 很好"], chunks, "zh")  # 6 characters; pieces 我喜欢 猫 很好 = 3
     assert zh == {"fertility": 0.5, "subwords": 3, "units": 6, "unit": "character"}
     ex = {"premise": "the cat", "hypothesis": "a dog", "label": "neutral"}
-    assert studies.example_texts(ex) == ["the cat", "a dog"]
+    assert efficiency_study.example_texts(ex) == ["the cat", "a dog"]
     copa = {"context": "The man fell.", "question": "cause", "choices": ["He slipped.", "He sang."], "label": 0}
-    assert studies.example_texts(copa) == ["The man fell.", "He slipped.", "He sang."]
+    assert efficiency_study.example_texts(copa) == ["The man fell.", "He slipped.", "He sang."]
 
 
 def test_selection_regret_on_a_hand_table():
@@ -110,7 +113,7 @@ def test_selection_regret_on_a_hand_table():
                  {"model": "base", "setting": "b", "seed": seed, "en_dev": 0.80, "zero_shot": 0.55 + shift},
                  {"model": "large", "setting": "none", "seed": seed, "en_dev": 0.8, "zero_shot": 0.70},
                  {"model": "large", "setting": "a", "seed": seed, "en_dev": 0.9, "zero_shot": 0.72 + shift}]
-    reg = studies.selection_regret(rows)
+    reg = latency_study.selection_regret(rows)
     b = reg["base"]
     assert (b["chosen"], b["oracle"]) == ("b", "a")
     assert b["regret"] == pytest.approx(0.05) and b["regret_ci"]["mean"] == pytest.approx(0.05)
@@ -123,13 +126,13 @@ def test_selection_regret_on_a_hand_table():
 
 def test_pareto_front():
     pts = [(10, 0.60), (20, 0.70), (15, 0.55), (20, 0.65), (5, 0.50)]
-    assert studies.pareto_front(pts) == [True, True, False, False, True]
+    assert latency_study.pareto_front(pts) == [True, True, False, False, True]
 
 
 # =========================================================================== shipped configs, dry runs, CLI
 
 
-@pytest.mark.parametrize("name", studies.STUDIES)
+@pytest.mark.parametrize("name", studies.names())
 def test_shipped_config_dry_run(name, capsys):
     cfg = studies.load_study(name)
     assert cfg.name == name and cfg.models
@@ -295,8 +298,8 @@ def test_model_scale_end_to_end_with_a_tiny_llama(tiny, model_scale):
     text = " ".join(section["conclusion"])
     assert "95% CI" in text and "At the largest model" in text and "Welch t-interval" in text
     for g in gaps:  # the verdict quoted follows the interval
-        v = studies.verdict(g["gap"]["low"], g["gap"]["high"])
-        assert f"{studies._signed(g['gap']['mean'])} points" in text and v in text
+        v = stats.verdict(g["gap"]["low"], g["gap"]["high"])
+        assert f"{stats.signed(g['gap']['mean'])} points" in text and v in text
     assert "Student-t interval over seeds" in section["test"] and "paired bootstrap" in section["test"]
 
 
@@ -359,12 +362,12 @@ def test_measure_latency_on_a_trained_target_model(tiny, model_scale):
     tf = store.timings_frame()
     phase = tf[(tf["kind"] == "target") & (tf["model"] == tiny["small"])]["path"].iloc[0]  # trained by model_scale
     spec = get("xcopa")
-    model = studies.load_target_model(phase, spec)
+    model = latency_study.load_target_model(phase, spec)
     tok = load_tokenizer(tiny["small"])
     cols = get_family("multiple_choice").featurize(load_examples(spec, "test", "et", SHARED_DATA, limit=6), tok,
                                                    spec, 64)
     rows = [dict(zip(cols, v)) for v in zip(*cols.values())]
-    lat = studies.measure_latency(model, "xcopa", "multiple_choice", rows, tok, examples=10, batch_size=4, batches=2,
+    lat = latency_study.measure_latency(model, "xcopa", "multiple_choice", rows, tok, examples=10, batch_size=4, batches=2,
                                   warmup=1)
     assert lat["n"] == 10 and 0 < lat["p50_ms"] <= lat["p95_ms"] and lat["throughput"] > 0
     assert lat["device"] == "cpu" and lat["dtype"] == "fp32"
@@ -431,11 +434,123 @@ def test_report_appends_every_study_section(tiny, model_scale, latency, data_sca
     from xstilts.store import Store
 
     out = tiny["work"] / "report"
-    paths = build_report(Store(tiny["work"] / "results.sqlite"), out, model=tiny["small"], n_resamples=50)
-    assert {f"study:{n}" for n in studies.STUDIES} <= set(paths)
+    paths = build_report(Store(tiny["work"] / "results.sqlite"), out, model=tiny["small"], n_resamples=50,
+                         studies=studies.load_sections(tiny["work"] / "studies"))
+    assert {f"study:{n}" for n in studies.names()} <= set(paths)
     md = paths["markdown"].read_text(encoding="utf-8")
     page = paths["html"].read_text(encoding="utf-8")
-    for title in studies.TITLES.values():
+    for title in [studies.get(n).title for n in studies.names()]:
         assert f"## {title}" in md and title in page
     assert "*Test:*" in md and "](../studies/model-scale/gap-vs-size.png)" in md
     assert page.count("data:image/png;base64,") >= 4 + 2  # the 4 study plots + the main report's
+
+
+# =========================================================================== a study is a plug-in
+
+TOY_STUDY = '''
+"""A toy study: the mean zero-shot score of each setting (one module: options, cells, analysis)."""
+from pydantic import Field
+
+from xstilts import stats
+from xstilts.config import _Strict
+from xstilts.studies import Study, cell_scores, register, study_settings
+
+
+class ToyOptions(_Strict):
+    digits: int = 2
+
+
+class Toy(Study):
+    name = "toy"
+    title = "Study: toy"
+    question = "what is each setting's mean zero-shot score?"
+    options = {"toy": (ToyOptions, Field(default_factory=ToyOptions))}
+
+    def analyze(self, cfg, store, cells, section, out_dir):
+        scores = cell_scores(store, cells)
+        rows = []
+        for s in study_settings(cfg):
+            values = [scores[c.run_id]["zero_shot"] for c in cells if c.setting == s.name and c.run_id in scores]
+            est = stats.t_interval(values, cfg.study.alpha)
+            rows.append([s.name, est["n"], stats.plain(est["mean"], digits=cfg.study.toy.digits)])
+        section["test"] = "mean over seeds"
+        section["conclusion"] = [f"{len(rows)} settings"]
+        section["tables"].append({"caption": "mean zero-shot score", "header": ["setting", "seeds", "mean"],
+                                  "rows": rows})
+
+
+register(Toy())
+'''
+
+
+@pytest.fixture
+def toy_study(tmp_path, monkeypatch):
+    """The toy study written as its own module and imported: it registers itself like the built-ins."""
+    import importlib
+
+    (tmp_path / "toy_study.py").write_text(TOY_STUDY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        yield importlib.import_module("toy_study")
+    finally:
+        studies.unregister("toy")
+        import sys
+
+        sys.modules.pop("toy_study", None)
+
+
+def _toy_config(path, base, **extra):
+    import yaml
+
+    raw = {"study": {"toy": {"digits": 1}, **extra.pop("study", {})}, "base": base,
+           "settings": [{"name": "none"}, {"name": "siqa", "tasks": ["siqa"]}], "targets": ["xcopa"], **extra}
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_a_new_study_is_one_module_and_its_config(toy_study, tmp_path, capsys):
+    assert "toy" in studies.names() and studies.names()[:4] == ["model-scale", "data-scale", "latency", "efficiency"]
+    path = _toy_config(tmp_path / "toy.yaml", {"workdir": str(tmp_path / "work")}, seeds=[0, 1])
+    cfg = studies.load_study("toy", path)
+    assert cfg.study.toy.digits == 1 and cfg.study.latency.examples == 64  # its options next to everyone's
+    assert [c.setting for c in studies.study_cells(cfg)] == ["none", "none", "siqa", "siqa"]
+    assert main(["study", "toy", "--config", str(path), "--dry-run"]) == 0  # the CLI lists it from the registry
+    out = capsys.readouterr().out
+    assert "study toy: what is each setting's mean zero-shot score?" in out and "A100-hours" in out
+    _toy_config(path, {}, study={"toy": {"digits": "x"}})
+    assert main(["study", "toy", "--config", str(path), "--dry-run"]) == 2
+    assert "study.toy.digits" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="unknown study 'tyo' \\(did you mean 'toy'\\?\\)"):
+        studies.get("tyo")
+    with pytest.raises(ConfigError, match="registered twice"):
+        studies.register(type("Other", (studies.Study,), {"name": "toy"})())
+
+
+@needs_data
+def test_a_toy_study_runs_through_the_same_machinery(toy_study, tiny, model_scale, tmp_path):
+    """Its cells are the small model's model-scale cells (same configs, same run ids): nothing is trained again,
+    the analysis reads the store, the section is written and the report appends it."""
+    from xstilts.report import build_report
+
+    ms_cfg, _ = model_scale
+    shared = {k: v for k, v in ms_cfg.study.model_dump().items() if k in studies.StudyOptions.model_fields}
+    shared.pop("name")
+    path = _toy_config(tmp_path / "toy.yaml", ms_cfg.base, study=shared, seeds=ms_cfg.seeds,
+                       settings=[s.model_dump(exclude_defaults=True) for s in ms_cfg.settings],
+                       targets=ms_cfg.targets, models=[tiny["small"]])
+    cfg = studies.load_study("toy", path)
+    ms_ids = {c.run_id for c in studies.study_cells(ms_cfg)}
+    assert {c.run_id for c in studies.study_cells(cfg)} <= ms_ids
+    lines = []
+    assert studies.run_study(cfg, log=lines.append) == {"done": [], "failed": {}}
+    assert "0 to run" in lines[0]
+    section = studies.analyze(cfg)
+    paths = studies.write_section(section, studies.section_dir(cfg))
+    assert section["tables"][0]["rows"] and all(r[1] == len(cfg.seeds) for r in section["tables"][0]["rows"])
+    assert {"json", "markdown", "csv"} <= set(paths)
+    report = build_report(cfg.workdir / "results.sqlite", tmp_path / "report", model=tiny["small"], n_resamples=50,
+                          studies=studies.load_sections(cfg.workdir / "studies"))
+    assert "study:toy" in report and "Study: toy" in report["markdown"].read_text()
+    import shutil
+
+    shutil.rmtree(studies.section_dir(cfg))  # the work folder is shared with the other studies' tests

@@ -105,12 +105,14 @@ def _cmd_report(args) -> int:
     from .errors import ConfigError
     from .report import build_report
     from .store import Store
+    from .studies import load_sections
 
     path = Path(args.workdir) / "results.sqlite"
     if not path.exists():
         raise ConfigError(f"no results store at {path} (run `xstilts run` or `xstilts grid` first)")
     out = args.out or str(Path(args.workdir) / "report")
-    paths = build_report(Store(path), out, baseline=args.baseline, selection=args.selection, model=args.model)
+    paths = build_report(Store(path), out, baseline=args.baseline, selection=args.selection, model=args.model,
+                         studies=load_sections(Path(args.workdir) / "studies"))
     for kind, p in paths.items():
         print(f"{kind:<20} {p}")
     return 0
@@ -353,9 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", default=None, help="run config whose tasks: and data_dir to use")
     tr.set_defaults(fn=_cmd_translate)
 
+    from .studies import names as study_names
+
     st = sub.add_parser("study", help="a named grid plus its analysis, written as a report section "
-                                      "(model-scale, data-scale, latency, efficiency)")
-    st.add_argument("name", choices=["model-scale", "data-scale", "latency", "efficiency"])
+                                      f"({', '.join(study_names())})")
+    st.add_argument("name", choices=study_names())
     st.add_argument("overrides", nargs="*", help="key=value overrides of the study config, e.g. seeds=[0,1]")
     st.add_argument("--config", default=None, help="study YAML (default: configs/studies/NAME.yaml)")
     st.add_argument("--models", nargs="+", default=None,

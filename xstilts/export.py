@@ -62,18 +62,15 @@ def _task_version(task: str, configs: list[dict]) -> int | None:
 
 def _interval(values: np.ndarray, scores: np.ndarray | None) -> tuple[float | None, float | None, float | None, str]:
     """(stderr, ci_low, ci_high, kind) of a mean: over seeds, else over one run's examples, else none."""
-    from scipy import stats
-
-    from .studies import t_interval
+    from .stats import normal_interval, t_interval
 
     mean = float(values.mean())
     if values.size >= 2:
         t = t_interval(values)
         return t["sd"] / math.sqrt(t["n"]), t["low"], t["high"], f"t over {values.size} seeds"
     if scores is not None and scores.size >= 2:
-        se = float(scores.std(ddof=1) / math.sqrt(scores.size))
-        half = float(stats.norm.ppf(0.975)) * se
-        return se, mean - half, mean + half, f"normal over {scores.size} examples"
+        z = normal_interval(scores)
+        return z["se"], mean - z["half"], mean + z["half"], f"normal over {scores.size} examples"
     return None, None, None, ""
 
 

@@ -3,9 +3,10 @@
 A grid expands into one :class:`~xstilts.config.RunConfig` per cell. Cells
 share phase outputs through the pipeline's hashed phase keys, so an
 intermediate checkpoint is trained once and reused by every target and seed
-that starts from it. Executors: in-process (default) or Ray, where each
-intermediate phase is a Ray task and every cell depending on it waits for it.
-Every finished cell is written into the results store.
+that starts from it. :func:`execute` is the one entry point to the two executors
+(grids and studies both call it): :func:`run_local`, in-process (default), and
+:func:`run_ray`, where each intermediate phase is a Ray task and every cell
+depending on it waits for it. Every finished cell is written into the results store.
 
 Example config::
 
@@ -301,18 +302,31 @@ def run_grid(grid: GridConfig, *, executor: str = "local", address: str | None =
     done_before = Store(store_path).done_runs()
     todo = [c for c in cells if c.run_id not in done_before]
     log(f"{len(cells)} cells, {len(cells) - len(todo)} already in {store_path}, {len(todo)} to run")
+    return execute(todo, store_path, executor=executor, retries=grid.retries, resources=grid.resources,
+                   address=address, log=log)
+
+
+def execute(cells: list[Cell], store_path, *, executor: str = "local", retries: int = 2,
+            resources: Resources | None = None, address: str | None = None, log=print, label: str = "grid") -> dict:
+    """Run ``cells`` with the local or the Ray executor (the one entry point grids and studies use).
+
+    Returns ``{"done": [run_id, ...], "failed": {run_id: message}}``; a failing cell is retried
+    ``retries`` times, then reported, never fatal to the others.
+    """
     if executor == "local":
-        return _run_local(todo, store_path, grid.retries, log)
+        return run_local(cells, str(store_path), retries=retries, log=log, label=label)
     if executor == "ray":
-        return _run_ray(todo, store_path, grid, address, log)
+        return run_ray(cells, str(store_path), resources=resources or Resources(), retries=retries, address=address,
+                       log=log)
     raise ConfigError(f"unknown executor {executor!r}; use local or ray")
 
 
-def _run_local(cells, store_path, retries, log) -> dict:
+def run_local(cells: list[Cell], store_path: str, *, retries: int = 2, log=print, label: str = "grid") -> dict:
+    """The local executor: cells one after another in this process, each retried ``retries`` times."""
     from . import progress
 
     done, failed = [], {}
-    bar = progress.bar(len(cells), "grid", unit="cell", log=log, show=bool(cells))
+    bar = progress.bar(len(cells), label, unit="cell", log=log, show=bool(cells))
     for cell in cells:
         bar.update(1)
         for attempt in range(retries + 1):
@@ -327,7 +341,9 @@ def _run_local(cells, store_path, retries, log) -> dict:
     return {"done": done, "failed": failed}
 
 
-def _run_ray(cells, store_path, grid: GridConfig, address, log) -> dict:
+def run_ray(cells: list[Cell], store_path: str, *, resources: Resources, retries: int = 2,
+            address: str | None = None, log=print) -> dict:
+    """The Ray executor: each shared intermediate phase once, then every cell after the phase it needs."""
     import ray
 
     started_here = not ray.is_initialized()
@@ -336,8 +352,8 @@ def _run_ray(cells, store_path, grid: GridConfig, address, log) -> dict:
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-    opts = {"num_cpus": grid.resources.cpus, "num_gpus": grid.resources.gpus,
-            "max_retries": grid.retries, "retry_exceptions": True}
+    opts = {"num_cpus": resources.cpus, "num_gpus": resources.gpus,
+            "max_retries": retries, "retry_exceptions": True}
 
     @ray.remote
     def train_intermediate(cfg_json: str) -> str:

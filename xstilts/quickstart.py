@@ -22,7 +22,6 @@ only reprints the results.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import shutil
@@ -34,6 +33,10 @@ import numpy as np
 
 from . import config as config_mod
 from . import demo
+from .report import render
+from .report.render import md_table, text_table
+from .stats import gain_verdict as verdict  # noqa: F401  (re-exported: the quickstart's verdict)
+from .stats import paired_arms as paired, paired_bootstrap, t_quantile  # noqa: F401  (t_quantile: re-exported)
 
 DEFAULT_OUT = "xstilts_out/quickstart"
 ARMS = ("direct", "intermediate")
@@ -308,39 +311,6 @@ def _phase_line(log, message: str, workdir: str) -> None:
 
 # ---------------------------------------------------------------- statistics
 
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-         12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
-
-
-def t_quantile(dof: int, q: float = 0.975) -> float:
-    """Student-t quantile (scipy when installed, else a table for q = 0.975)."""
-    try:
-        from scipy import stats
-
-        return float(stats.t.ppf(q, dof))
-    except ImportError:
-        if q != 0.975:
-            raise
-        if dof in _T975:
-            return _T975[dof]
-        larger = [d for d in _T975 if d > dof]
-        return _T975[min(larger)] if larger else 1.96
-
-
-def paired(direct: list[float], inter: list[float]) -> dict:
-    """Mean/std of both arms and of the per-seed differences, with a 95% t-interval on the gain."""
-    d, i = np.asarray(direct, float), np.asarray(inter, float)
-    diff = i - d
-    n = len(diff)
-    sd = lambda x: float(np.std(x, ddof=1)) if len(x) > 1 else float("nan")  # noqa: E731
-    out = {"n": n, "direct_mean": float(d.mean()), "direct_std": sd(d), "inter_mean": float(i.mean()),
-           "inter_std": sd(i), "gain_mean": float(diff.mean()), "gain_std": sd(diff),
-           "ci_low": float("nan"), "ci_high": float("nan")}
-    if n > 1:
-        half = t_quantile(n - 1) * out["gain_std"] / math.sqrt(n)
-        out["ci_low"], out["ci_high"] = out["gain_mean"] - half, out["gain_mean"] + half
-    return out
-
 
 def summarize(rows: list[dict], exp: Experiment) -> list[dict]:
     """One line per language (train language first), then the zero-shot average; values are fractions.
@@ -373,8 +343,6 @@ def summarize(rows: list[dict], exp: Experiment) -> list[dict]:
     table.append({"lang": "avg", "zero_shot": True, "n_test": sum(t["n_test"] for t in zs), **paired(d, i),
                   "direct": d, "intermediate": i})
     if exp.unit == "sentence":
-        from .report import paired_bootstrap
-
         diffs = {t["lang"]: (items[("intermediate", t["lang"])] - items[("direct", t["lang"])])[None, :]
                  for t in table if t["lang"] != "avg"}
         for t in table:
@@ -383,33 +351,6 @@ def summarize(rows: list[dict], exp: Experiment) -> list[dict]:
                                  n_resamples=1000, seed=0)
             t["ci_low"], t["ci_high"], t["p_value"] = b["ci_low"], b["ci_high"], b["p_value"]
     return table
-
-
-def verdict(avg: dict, n_langs: int, unit: str = "seed", metric: str = "accuracy") -> str:
-    """One plain sentence on whether intermediate training helped, from the zero-shot average."""
-    g = 100 * avg["gain_mean"]
-    what = f"averaged over {n_langs} zero-shot languages"
-    if unit == "sentence":
-        lo, hi = 100 * avg["ci_low"], 100 * avg["ci_high"]
-        ci = f"(95% CI {lo:+.1f} to {hi:+.1f} points, paired bootstrap over sentences; one encoder per arm)"
-        if lo > 0:
-            return f"Intermediate training HELPED: {g:+.1f} {metric} points {what} {ci}."
-        if hi < 0:
-            return f"Intermediate training HURT: {g:+.1f} {metric} points {what} {ci}."
-        return f"Inconclusive: the difference ({g:+.1f} points {what}) is within sampling noise {ci}."
-    diffs = [i - d for d, i in zip(avg.get("direct", []), avg.get("intermediate", []))]
-    signs = f"; it was positive for {sum(x > 0 for x in diffs)} of {len(diffs)} seeds" if len(diffs) > 1 else ""
-    if avg["n"] < 2:
-        return (f"Intermediate training changed zero-shot accuracy by {g:+.1f} points {what}, "
-                f"from a single seed: no confidence interval; run more seeds before concluding anything.")
-    lo, hi = 100 * avg["ci_low"], 100 * avg["ci_high"]
-    ci = f"(95% CI {lo:+.1f} to {hi:+.1f} points over {avg['n']} paired seeds{signs})"
-    if lo > 0:
-        return f"Intermediate training HELPED: {g:+.1f} accuracy points {what} {ci}."
-    if hi < 0:
-        return f"Intermediate training HURT: {g:+.1f} accuracy points {what} {ci}."
-    return (f"Inconclusive: the difference ({g:+.1f} points {what}) is within seed noise {ci}; "
-            f"more seeds (--seeds) narrow the interval.")
 
 
 # ---------------------------------------------------------------- reporting
@@ -437,12 +378,8 @@ def format_table(table: list[dict], markdown: bool = False, titles: dict | None 
         ci = "-" if math.isnan(t["ci_low"]) else f"[{_pct(t['ci_low'], True)}, {_pct(t['ci_high'], True)}]"
         lines.append([_lang_label(t), str(t["n_test"]), _cell(t["direct_mean"], t["direct_std"]),
                       _cell(t["inter_mean"], t["inter_std"]), _cell(t["gain_mean"], t["gain_std"], True), ci])
-    if markdown:
-        out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
-        return "\n".join(out + ["| " + " | ".join(x) + " |" for x in lines])
-    widths = [max(len(r[c]) for r in [head] + lines) for c in range(len(head))]
-    fmt = lambda r: "  ".join(x.ljust(w) if c == 0 else x.rjust(w) for c, (x, w) in enumerate(zip(r, widths)))  # noqa: E731
-    return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in lines])
+    align = "l" + "r" * (len(head) - 1)
+    return md_table(head, lines, align) if markdown else text_table(head, lines, align, rule=True)
 
 
 CSV_FIELDS = ["lang", "zero_shot", "n_test", "n_seeds", "direct_mean", "direct_std", "inter_mean", "inter_std",
@@ -450,22 +387,15 @@ CSV_FIELDS = ["lang", "zero_shot", "n_test", "n_seeds", "direct_mean", "direct_s
 
 
 def write_csv(table: list[dict], path: Path) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(CSV_FIELDS)
-        for t in table:
-            w.writerow([t["lang"], int(t["zero_shot"]), t["n_test"], t["n"], *(round(t[k], 6) for k in (
-                "direct_mean", "direct_std", "inter_mean", "inter_std", "gain_mean", "gain_std", "ci_low",
-                "ci_high")), " ".join(f"{x:.6f}" for x in t["direct"]), " ".join(f"{x:.6f}" for x in t["intermediate"])])
+    render.write_csv(path, CSV_FIELDS, [
+        [t["lang"], int(t["zero_shot"]), t["n_test"], t["n"], *(round(t[k], 6) for k in (
+            "direct_mean", "direct_std", "inter_mean", "inter_std", "gain_mean", "gain_std", "ci_low", "ci_high")),
+         " ".join(f"{x:.6f}" for x in t["direct"]), " ".join(f"{x:.6f}" for x in t["intermediate"])] for t in table])
 
 
 def plot(table: list[dict], path: Path, title: str, chance: float | None = None, titles: dict | None = None,
          metric: str = "accuracy") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = render.pyplot()
     labels = [("avg\n(zero-shot)" if t["lang"] == "avg" else t["lang"]) for t in table]
     x = np.arange(len(table))
     w = 0.38
