@@ -423,8 +423,7 @@ def test_no_family_name_is_compared_outside_families():
     compare = re.compile(rf"""(==|!=)\s*["']({names})["']|["']({names})["']\s*(==|!=|in\b|not\s+in\b)"""
                          rf"""|\bin\s*[([{{]\s*["']({names})["']""")
     root = Path(xstilts.__file__).parent
-    # report.py's export switches to families' write_submission after the issue-13 merge
-    allowed = {"families", "tasks", "report.py", "report"}
+    allowed = {"families"}
     found = [f"{p.relative_to(root)}:{n}" for p in sorted(root.rglob("*.py"))
              if p.relative_to(root).parts[0] not in allowed
              for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if compare.search(line)]

@@ -128,13 +128,11 @@ def test_the_cycle_detector_passes_a_dag(tmp_path):
     assert find_cycle(import_graph(root)) == ["pkg.low", "pkg.sub", "pkg.sub.helper", "pkg.low"]
 
 
-@pytest.mark.xfail(strict=False, reason="pending the issue-13 merge")
 def test_no_import_cycle_in_the_package():
     cycle = find_cycle(import_graph(PACKAGE))
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
-@pytest.mark.xfail(strict=False, reason="pending the issue-13 merge")
 def test_no_module_over_700_lines():
     sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in modules(PACKAGE).items()}
     over = {name: n for name, n in sorted(sizes.items()) if n > MAX_LINES}

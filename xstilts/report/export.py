@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from ..families import get_family
 from .render import safe_name
 from .summary import _isna, _open_store
 
@@ -44,25 +45,9 @@ def _write_predictions(phase_dir: Path, dest: Path, cfg: dict) -> list[dict]:
         lang = f.stem
         preds = json.loads(f.read_text(encoding="utf-8"))
         (dest / task).mkdir(parents=True, exist_ok=True)
-        warning = None
-        if family == "span_qa":
-            if isinstance(preds, dict):
-                answers = preds
-            else:
-                ids_file = pred_dir / f"ids-{lang}.json"
-                if ids_file.exists():
-                    answers = dict(zip(json.loads(ids_file.read_text(encoding="utf-8")), preds))
-                else:
-                    answers = {str(i): a for i, a in enumerate(preds)}
-                    warning = "no example ids saved: keys are example positions"
-            out = dest / task / f"{split}-{lang}.json"
-            out.write_text(json.dumps(answers, ensure_ascii=False), encoding="utf-8")
-        elif family == "tagging":
-            out = dest / task / f"{split}-{lang}.tsv"
-            out.write_text("".join("".join(f"{t}\n" for t in sent) + "\n" for sent in preds), encoding="utf-8")
-        else:
-            out = dest / task / f"{split}-{lang}.tsv"
-            out.write_text("".join(f"{p}\n" for p in preds), encoding="utf-8")
+        ids_file = pred_dir / f"ids-{lang}.json"
+        ids = json.loads(ids_file.read_text(encoding="utf-8")) if ids_file.exists() else None
+        out, warning = get_family(family).write_submission(preds, ids, dest / task / f"{split}-{lang}")
         written.append({"task": task, "lang": lang, "family": family, "path": str(out), "n": len(preds),
                         "warning": warning})
     return written
