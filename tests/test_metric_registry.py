@@ -36,7 +36,10 @@ OPTION_VARIANTS = [{}, {"version_2": True}, {"mlqa_normalisation": True}, {"sche
 
 
 def test_catalogue_metrics_are_unchanged():
-    assert {n: tasks.get(n).metrics for n in tasks.names()} == CATALOGUE_METRICS
+    from xstilts.tasks.catalog import SPECS
+
+    catalogue = {s.name for s in SPECS if isinstance(s, TaskSpec)}  # tests may register tasks of their own
+    assert {n: tasks.get(n).metrics for n in catalogue} == CATALOGUE_METRICS
 
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE_METRICS))
