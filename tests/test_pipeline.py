@@ -208,3 +208,29 @@ def test_each_seed_trains_on_its_own_subset_when_fraction_below_one(tmp_path, ti
                           source_key="fresh")
         assert len(rows) == 32 and rows["input_ids"] == want["input_ids"]
     assert pipeline._subset(examples, 0.5, 0) != pipeline._subset(examples, 0.5, 1)
+
+
+def test_a_target_without_labels_uses_its_training_label_set_in_eval(tmp_path, tiny_model, toy_data):
+    """A classification target defined without ``labels`` takes the set its training data uses (sorted); the eval
+    phase scores with that same set (recorded by the target phase), so the run equals one that names it."""
+    from conftest import TOY_TASKS
+    from xstilts import config, pipeline
+    from xstilts.tasks import registry
+
+    train = {"lr": 1e-3, "batch_size": 16, "max_steps": 2, "eval_every": 2, "max_length": 32}
+    rows = {}
+    for name, labels in (("toy_topic_named", ["animal", "food"]), ("toy_topic_unnamed", None)):
+        task = {**TOY_TASKS[1], "name": name, "languages": ["en", "de"]}
+        if labels is None:
+            del task["labels"]
+        cfg = config.validate({"model": str(tiny_model), "data_dir": str(toy_data), "workdir": str(tmp_path / name),
+                               "tasks": [task], "target": {"tasks": [name], "seeds": [0], "train": train}})
+        try:
+            result = pipeline.run(cfg, log=lambda m: None)
+        finally:
+            registry._TASKS.pop(name, None)
+        rows[name] = sorted((r["lang"], r["metric"], r["value"], r["n"]) for r in result.rows)
+        target = [p for p in result.phases if p.kind == "target"][0]
+        assert target.summary.get("labels") == (None if labels else ["animal", "food"])  # recorded only when derived
+    assert rows["toy_topic_unnamed"] == rows["toy_topic_named"]
+    assert ("de", "accuracy", 40) in {(lang, metric, n) for lang, metric, _, n in rows["toy_topic_named"]}

@@ -310,11 +310,15 @@ class Pipeline:
 
         def body(path):
             task = self._train_task(train_spec, tcfg, seed, label_spec=spec, split=split)
-            own_dev = self._dev(spec, tcfg) if spec is not train_spec and spec.dev_split != split else None
+            labelled = task.spec  # the target with its label set (taken from the training data when it names none)
+            own_dev = self._dev(spec, tcfg, labelled) if spec is not train_spec and spec.dev_split != split else None
             task.dev = own_dev or task.dev
             if self.cfg.selection == "target-dev":  # NOT zero-shot: target-language dev sets pick the checkpoint
-                task.dev = [self._dev(spec, tcfg, lang=lang) for lang in config["selection"]["languages"]]
-            return self._train_phase(path, prev, [task], tcfg, seed, desc=_target_desc(target, seed))
+                task.dev = [self._dev(spec, tcfg, labelled, lang=lang) for lang in config["selection"]["languages"]]
+            summary = self._train_phase(path, prev, [task], tcfg, seed, desc=_target_desc(target, seed))
+            if labelled.labels != spec.labels:  # the eval phase builds the head and decodes with this set
+                summary["labels"] = list(labelled.labels)
+            return summary
 
         rec = self._phase("target", config, prev.key if prev else self.cfg.model, body)
         rec.seed = seed
@@ -354,9 +358,17 @@ class Pipeline:
             self.log(f"[eval] {spec.name}: no {split} file for {', '.join(missing)}; evaluating {len(present)} languages")
         return present
 
+    @staticmethod
+    def _labelled(spec: TaskSpec, trained: PhaseRecord | None) -> TaskSpec:
+        """``spec`` with the label set its target phase trained with, when the task names none."""
+        labels = (trained.summary or {}).get("labels") if trained is not None else None
+        if spec.labels or not labels or not get_family(spec.family).NEEDS_LABELS:
+            return spec
+        return dataclasses.replace(spec, labels=tuple(labels))
+
     def eval_phase(self, target: str, prev: PhaseRecord, seed: int | None) -> PhaseRecord:
         """Zero-shot evaluation of ``prev``; ``seed`` is the target seed it belongs to (None: seedless)."""
-        spec = get(target)
+        spec = self._labelled(get(target), prev)
         ev = self.cfg.eval
         split = ev.split or spec.eval_split
         langs = self._languages(spec, split)
