@@ -554,3 +554,27 @@ def test_a_toy_study_runs_through_the_same_machinery(toy_study, tiny, model_scal
     import shutil
 
     shutil.rmtree(studies.section_dir(cfg))  # the work folder is shared with the other studies' tests
+
+
+def test_overrides_may_follow_the_options(monkeypatch, capsys):
+    """`xstilts study NAME --config FILE key=value`: the override after the options reaches the study config;
+    an unknown option is still an argparse error (exit 2), not an override."""
+    from xstilts import cli, studies
+    from xstilts.errors import XstiltsError
+
+    seen = {}
+
+    def fake_load(name, config_path, overrides, models=None):
+        seen.update(name=name, config=config_path, overrides=list(overrides), models=models)
+        raise XstiltsError("stop here")
+
+    monkeypatch.setattr(studies, "load_study", fake_load)
+    rc = cli.main(["study", "efficiency", "seeds=[0]", "--config", "c.yaml", "--models", "me5-small",
+                   "base.workdir=/tmp/w", "--dry-run", "study.efficiency.repeats=[0,1]"])
+    assert rc == 2 and "stop here" in capsys.readouterr().err
+    assert {**seen, "overrides": sorted(seen["overrides"])} == {
+        "name": "efficiency", "config": "c.yaml", "models": ["me5-small"],
+        "overrides": ["base.workdir=/tmp/w", "seeds=[0]", "study.efficiency.repeats=[0,1]"]}
+    with pytest.raises(SystemExit) as e:
+        cli.main(["study", "efficiency", "--dry-run", "--no-such-option"])
+    assert e.value.code == 2 and "unrecognized arguments: --no-such-option" in capsys.readouterr().err

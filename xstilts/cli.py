@@ -386,7 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     from . import _quiet_libraries
     from .errors import XstiltsError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all("=" in a and not a.startswith("-") for a in extra):
+        args.overrides = [*args.overrides, *extra]  # key=value overrides written after the options
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _quiet_libraries()
     try:
         return args.fn(args)
