@@ -413,9 +413,7 @@ def plot(table: list[dict], path: Path, title: str, chance: float | None = None,
     n = table[0]["n"]
     ax.set_title(f"{title}: mean ± std over {n} seeds" if n > 1 else title, fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    render.save_figure(fig, path)
 
 
 @dataclass

@@ -96,6 +96,16 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path: Path) -> Path:
+    """Lay out, write (PNG, 110 dpi) and close ``fig``: every report, study and quickstart figure ends here."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode("ascii")
 
@@ -264,10 +274,7 @@ def heatmap(summary, target, path: Path) -> Path | None:
                             color="white" if dark else "black")
     fig.colorbar(im, ax=ax, label=f"Δ {summary['target_info'][target]['metric']} x100")
     ax.set_title(f"{target}: Δ vs '{summary['baseline']}' per language\n(mean over paired seeds)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def delta_plot(summary, path: Path) -> Path | None:
@@ -295,10 +302,7 @@ def delta_plot(summary, path: Path) -> Path | None:
     ax.set_ylabel(f"Δ vs '{summary['baseline']}' (x100)")
     ax.set_title("Δ over the baseline, 95% paired-bootstrap CI", fontsize=9)
     ax.legend(fontsize=7, ncols=min(4, len(settings)))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _html_main_table(summary) -> str:

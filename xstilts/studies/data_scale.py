@@ -18,7 +18,7 @@ from pydantic import Field
 from ..config import _Strict
 from ..errors import ConfigError
 from ..grid import Setting
-from ..report.render import pyplot
+from ..report.render import pyplot, save_figure
 from ..stats import (SATURATION_MODELS, describe, fit_saturation, format_ci, saturation_fraction, signed, t_interval,
                      verdict, within_noise_fraction)
 from .base import (ZERO_SHOT_RULE, Study, cell_scores, done_summary, errbar, gap_estimates, index_cells, mean_sd,
@@ -244,7 +244,4 @@ def _plot_data_scale(data, cfg, sweep_settings, multi, examples, path: Path) -> 
     ax.set_ylabel(f"gain vs '{cfg.study.baseline}' (points)")
     ax.set_title("Gain vs intermediate data (95% t-interval over seeds)", fontsize=9)
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

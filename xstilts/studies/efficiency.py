@@ -17,7 +17,7 @@ from pydantic import Field
 from ..config import _Strict, merge, validate
 from ..errors import ConfigError
 from ..grid import Cell
-from ..report.render import pyplot
+from ..report.render import pyplot, save_figure
 from ..stats import linear_fit, t_interval, verdict
 from .base import Study, model_base, model_label, phase_rows, register
 
@@ -269,7 +269,4 @@ def _plot_efficiency(data, path: Path) -> Path:
     ax.set_ylabel("seconds per epoch")
     ax.set_title("Time per epoch vs tokens per epoch (mean over repeats)", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

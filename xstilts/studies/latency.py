@@ -17,7 +17,7 @@ from pydantic import Field
 
 from ..config import _Strict
 from ..grid import Cell
-from ..report.render import pyplot
+from ..report.render import pyplot, save_figure
 from ..stats import describe, format_ci, plain, signed, t_interval, welch_interval
 from .base import (ZERO_SHOT_RULE, Study, cell_scores, index_cells, mean_sd, model_label, phase_rows,
                    register, target_info)
@@ -357,7 +357,4 @@ def _plot_pareto(points, path: Path) -> Path:
     ax.set_ylabel("zero-shot score (x100)")
     ax.set_title("Accuracy vs latency (* = picked by English dev; circled, dashed: Pareto front)", fontsize=9)
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

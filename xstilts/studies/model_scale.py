@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..report.render import pyplot
+from ..report.render import pyplot, save_figure
 from ..stats import describe, format_ci, paired_bootstrap, signed, t_interval, verdict, welch_interval
 from .base import (ZERO_SHOT_RULE, Study, cell_scores, errbar, gap_estimates, index_cells, mean_sd, model_label,
                    params_text, phase_rows, register, study_settings, target_info)
@@ -175,7 +175,4 @@ def _plot_model_scale(data, cfg, path: Path) -> Path:
     ax.set_ylabel(f"gap vs '{cfg.study.baseline}' (points)")
     ax.set_title("Intermediate-task gap vs model size", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
