@@ -134,13 +134,13 @@ def run_child(cmd: list[str], args, log) -> dict | None:
     return result
 
 
-def side_cmd(side: str, model_dir: Path, task: str, s: dict, args, patch: str = "") -> list[str]:
+def side_cmd(side: str, model_dir: Path, task: str, s: dict, args, patch: str = "", seed: int | None = None) -> list[str]:
     script = "side_xstilts.py" if side.startswith("xstilts") else "hf_trainer.py"
     max_length, stride = lengths(task, args)
     cmd = [str(BENCH / script), "--model", str(model_dir), "--task", task, "--max-length", str(max_length),
            "--doc-stride", str(stride), "--batch-size", str(args.batch_size), "--epochs", str(s["epochs"]),
            "--max-steps", str(s["max_steps"]), "--lr", str(s["lr"]), "--threads", str(args.threads),
-           "--work", str(Path(args.workdir) / "tmp"), "--probe", "--seed", str(args.seed)]
+           "--work", str(Path(args.workdir) / "tmp"), "--probe", "--seed", str(args.seed if seed is None else seed)]
     if s["train_limit"]:
         cmd += ["--train-limit", str(s["train_limit"])]
     if s["dev_limit"]:
@@ -205,12 +205,14 @@ def report(meta: dict, runs: list[dict], extra: dict) -> str:
             if r["side"].startswith("xstilts+") and ref:
                 speed = f"{r['ex_s'] / ref['ex_s']:.2f}x vs xstilts"
             score = 100 * r["score"]
+            seeds = r.get("rounds_score") or []
+            seeds_txt = f" (seeds: {', '.join(f'{100 * x:.1f}' for x in seeds)})" if len(seeds) > 1 else ""
             mem = f"{ref['peak_train_mb'] / r['peak_train_mb']:.0%}" if ref and r is not ref else "-"
             lines.append(
                 f"| {model} | {task} | {r.get('max_length', '-')} | {r['side']} | {r['train_rows']:,} | {r['steps']} | {fmt(r['ex_s'])}{_rounds(r)} | "
                 f"{fmt(r['tok_s'], 0)} | {fmt(r['pad_pct'])} | {speed} | {fmt(r['peak_train_mb'], 0)} | {mem} | "
                 f"{fmt(r['mfu'])} | {fmt(r.get('probe_gflops'))} | "
-                f"{fmt(r['eval_ex_s'])} | {fmt(r['eval_mfu'])} | {score:.1f} {'acc' if task == 'pair' else 'F1'} |")
+                f"{fmt(r['eval_ex_s'])} | {fmt(r['eval_mfu'])} | {score:.1f} {'acc' if task == 'pair' else 'F1'}{seeds_txt} |")
         for side in [r for r in group if r["side"].startswith("xstilts")]:
             dyn = next((r for r in group if r["side"] == "trainer-dynamic"), None)
             mx = next((r for r in group if r["side"] == "trainer-max_length"), None)
@@ -386,7 +388,10 @@ def main(argv=None) -> None:
                 for side, variant in jobs:
                     name = side if variant in ("", "current") else f"{side}+{variant}"
                     log(f"{model} / {task} / {name}" + (f" (round {rep + 1}/{args.repeats})" if args.repeats > 1 else "") + " ...")
-                    cmd = side_cmd(side, models[model], task, s, args, "" if variant in ("", "current") else variant)
+                    # Round r trains with seed + r on every side: the rounds' dev scores show the seed spread that
+                    # any comparison of dev scores between sides has to beat.
+                    cmd = side_cmd(side, models[model], task, s, args, "" if variant in ("", "current") else variant,
+                                   seed=args.seed + rep)
                     r = run_child(cmd, args, log)
                     if r is None:
                         continue
@@ -397,13 +402,18 @@ def main(argv=None) -> None:
                     prev = best.get(name)
                     r["rounds_ex_s"] = (prev["rounds_ex_s"] if prev else []) + [r["ex_s"]]
                     r["rounds_eval_ex_s"] = (prev["rounds_eval_ex_s"] if prev else []) + [r["eval_ex_s"]]
+                    r["rounds_score"] = (prev["rounds_score"] if prev else []) + [r["score"]]
+                    r["rounds_peak_train_mb"] = (prev["rounds_peak_train_mb"] if prev else []) + [r["peak_train_mb"]]
                     if prev is None or r["ex_s"] > prev["ex_s"]:  # best round: the least disturbed
                         if prev is not None:
                             r["eval_s"] = min(r["eval_s"], prev["eval_s"])
                         best[name] = r
                     else:
-                        prev["rounds_ex_s"], prev["rounds_eval_ex_s"] = r["rounds_ex_s"], r["rounds_eval_ex_s"]
+                        for k in ("rounds_ex_s", "rounds_eval_ex_s", "rounds_score", "rounds_peak_train_mb"):
+                            prev[k] = r[k]
                         prev["eval_s"] = min(r["eval_s"], prev["eval_s"])
+            for r in best.values():  # the dev score of a side: the mean over its rounds' seeds
+                r["score"] = sum(r["rounds_score"]) / len(r["rounds_score"])
             runs += [best[side if v in ("", "current") else f"{side}+{v}"] for side, v in jobs
                      if (side if v in ("", "current") else f"{side}+{v}") in best]
     extra = {}

@@ -126,10 +126,13 @@ def _profiled(kind: str, fn):
         return result
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         result = fn()
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=30)
-    Path(path).write_text(table)
+    # Which copies and elementwise ops: the same, grouped by op and input shapes (with_stack=True fails to
+    # decode its events on torch 2.13).
+    shapes = prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=40)
+    Path(path).write_text(table + "\n\nBy input shapes:\n" + shapes)
     print(table, file=sys.stderr)
     return result
 

@@ -74,7 +74,7 @@ TIERS = {
     "unit": ["test_metrics", "test_store", "test_extras", "test_readers", "test_official", "test_families",
              "test_benchmarks", "test_metric_registry"],
     "integration": ["test_active_rows", "test_ci", "test_dropout", "test_export", "test_grid", "test_hub",
-                    "test_layout", "test_me5", "test_pipeline", "test_progress", "test_quickstart", "test_report",
+                    "test_forecast", "test_layout", "test_me5", "test_pipeline", "test_progress", "test_quickstart", "test_report",
                     "test_resume_and_errors", "test_selection", "test_studies", "test_tracking", "test_translate"],
     "real_data": ["test_real_data"],
     "multiprocess": ["test_multiprocess"],

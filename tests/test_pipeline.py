@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from conftest import TOY_TASKS
@@ -234,3 +235,15 @@ def test_a_target_without_labels_uses_its_training_label_set_in_eval(tmp_path, t
         assert target.summary.get("labels") == (None if labels else ["animal", "food"])  # recorded only when derived
     assert rows["toy_topic_unnamed"] == rows["toy_topic_named"]
     assert ("de", "accuracy", 40) in {(lang, metric, n) for lang, metric, _, n in rows["toy_topic_named"]}
+
+
+def test_keep_weights_false_is_refused_before_a_target_phase(tmp_path, tiny_model, toy_data):
+    from xstilts.config import load
+    from xstilts.errors import ConfigError
+    from xstilts.pipeline import plan
+
+    base = {"model": str(tiny_model), "data_dir": str(toy_data), "workdir": str(tmp_path / "w"), "tasks": TOY_TASKS}
+    cfg = load(None, [f"{k}={json.dumps(v)}" for k, v in base.items()]
+               + ['intermediate.tasks=["toy_pair"]', "intermediate.keep_weights=false", 'target.tasks=["toy_topic"]'])
+    with pytest.raises(ConfigError, match="keep_weights: false writes no encoder"):
+        plan(cfg)

@@ -267,6 +267,15 @@ def latency(tiny):
 
 
 @pytest.fixture(scope="module")
+def forecast_study(tiny, latency):
+    """The latency study's grid (same settings, workdir and store) scored by the forecast study."""
+    settings = [{"name": "none"}, {"name": "siqa", "tasks": ["siqa"]},
+                {"name": "nli_en", "tasks": ["xnli_parallel"], "languages": ["en"]}]
+    study = {"forecast": {"examples": 16}, "n_resamples": 100}
+    return _run("forecast", tiny, [tiny["small"]], settings=settings, study=study)
+
+
+@pytest.fixture(scope="module")
 def data_scale(tiny):
     multi = [{"name": "xnli_parallel[en]", "tasks": ["xnli_parallel"], "languages": ["en"]},
              {"name": "xnli_parallel[3]", "tasks": ["xnli_parallel"], "languages": ["en", "de", "zh"],
@@ -351,6 +360,32 @@ def test_latency_end_to_end(tiny, latency):
 
 
 @needs_data
+def test_forecast_study_scores_selectors_on_the_latency_grid(tiny, latency, forecast_study):
+    cfg, section = forecast_study
+    (key, r), = section["data"].items()
+    assert key == f"{tiny['small']} / xcopa"
+    # recomputed from the store's rows alone: the English-dev rule (here "none" competes too: not training an
+    # intermediate task is an option) and the oracle
+    means = _setting_means(tiny, cfg, tiny["small"])
+    order = ["none", "siqa", "nli_en"]
+    assert r["true"] == pytest.approx({s: means[s][1] for s in order}, abs=1e-12)
+    assert r["selectors"]["en-dev"]["pick"] == max(order, key=lambda s: (means[s][0], -order.index(s)))
+    assert r["oracle"] == max(order, key=lambda s: (means[s][1], -order.index(s)))
+    assert set(r["selectors"]) == {"en-dev", "largest-first", "random", "embedding-en", "embedding-xx", "logme"}
+    # LogME read every candidate's intermediate encoder from the grid's phases (XCOPA's probe: COPA choices)
+    assert all(isinstance(v, float) for v in r["selectors"]["logme"]["scores"].values())
+    assert r["selectors"]["largest-first"]["pick"] == "siqa"  # 33k SIQA examples vs 2,490 XNLI pairs
+    for s in r["selectors"].values():
+        assert s["regret@1"]["value"] >= 0
+    assert r["cost_seconds"]["embedding-en"] < r["grid_seconds"]
+    rows = section["tables"][0]["rows"]
+    assert len(rows) == 6 and section["tables"][1]["rows"]
+    assert "English dev picks" in " ".join(section["conclusion"])
+    # forecasts are cached next to the section: a second analysis recomputes nothing
+    assert len(json.loads((studies.section_dir(cfg) / "forecasts.json").read_text())) == 1
+
+
+@needs_data
 def test_measure_latency_on_a_trained_target_model(tiny, model_scale):
     from xstilts.data import load_examples
     from xstilts.families import get_family
@@ -399,6 +434,12 @@ def test_efficiency_end_to_end(tiny, efficiency):
     assert cells[0].setting == "warmup" and cells[0].cfg.intermediate.seed not in (0, 1)
     # language order rotated per repeat, so no language is always timed first
     assert [c.cfg.intermediate.languages[0] for c in cells[1:]] == ["en", "de", "ru", "zh", "de", "ru", "zh", "en"]
+    # timing runs keep their done.json only: no encoder, no checkpoints
+    from xstilts.pipeline import plan
+
+    for c in cells:
+        (p,) = [p for p in plan(c.cfg).phases if p.kind == "intermediate"]
+        assert p.status == "done" and sorted(x.name for x in p.path.iterdir()) == ["config.json", "done.json"]
     d = section["data"][tiny["small"]]
     langs = d["languages"]
     assert list(langs) == ["en", "de", "ru", "zh"]

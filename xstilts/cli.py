@@ -263,6 +263,48 @@ def _cmd_study(args) -> int:
     return 1 if failed else 0
 
 
+def _cmd_forecast(args) -> int:
+    import json
+    from pathlib import Path
+
+    from . import config
+    from .errors import ConfigError
+
+    if args.evaluate:
+        from .forecast.evaluate import evaluate_store, format_evaluation
+
+        store = Path(args.store)
+        if not store.is_file():
+            raise ConfigError(f"--store: no results store at {store}")
+        forecasts = {}
+        for f in sorted(Path(args.forecasts).glob("*.json")) if args.forecasts else []:
+            try:
+                r = json.loads(f.read_text())
+                forecasts.setdefault((r["model"], r["target"]), {}).update(
+                    {name: s["scores"] for name, s in r["selectors"].items()})
+            except (ValueError, KeyError, TypeError) as e:
+                raise ConfigError(f"{f}: not a forecast written by `xstilts forecast` ({e})") from None
+        result = evaluate_store(store, forecasts=forecasts, n_resamples=args.resamples)
+        print(format_evaluation(result))
+        if args.json:
+            Path(args.json).write_text(json.dumps({f"{m} / {t}": r for (m, t), r in result.items()}, indent=1))
+        return 0
+    if not args.target or not args.candidates:
+        raise ConfigError("forecast: name a TARGET and --candidates a,b,c (or use --evaluate)")
+    from .forecast.select import format_forecast, forecast
+
+    cfg = config.load(args.config, args.overrides)
+    result = forecast(cfg, args.target, [c for c in args.candidates.split(",") if c], examples=args.examples,
+                      selectors=tuple(s for s in args.selectors.split(",") if s))
+    print(format_forecast(result))
+    out = Path(args.out or Path(cfg.workdir) / "forecasts")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{Path(cfg.model).name}__{args.target}.json"
+    path.write_text(json.dumps(result, indent=1))
+    print(f"written {path} (scored against a grid by `xstilts forecast --evaluate --forecasts {out}`)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xstilts", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -369,6 +411,23 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--executor", choices=["local", "ray"], default="local")
     st.add_argument("--address", default=None, help="Ray cluster to join (default: start a local one)")
     st.set_defaults(fn=_cmd_study)
+
+    fc = sub.add_parser("forecast", help="rank intermediate tasks for a target before training them "
+                                         "(dataset embeddings, LogME, largest-first); --evaluate scores "
+                                         "selectors against a grid's results")
+    fc.add_argument("target", nargs="?", help="the target task")
+    fc.add_argument("overrides", nargs="*", help="key=value overrides of the config")
+    fc.add_argument("--candidates", default="", help="comma list of intermediate tasks ('none' is always ranked)")
+    fc.add_argument("--config", default=None, help="run config (model, data_dir, workdir, tasks:)")
+    fc.add_argument("--examples", type=int, default=256, help="examples read per data set")
+    fc.add_argument("--selectors", default="embedding-en,embedding-xx,logme,largest-first")
+    fc.add_argument("--out", default=None, help="folder for the forecast JSON (default <workdir>/forecasts)")
+    fc.add_argument("--evaluate", action="store_true", help="score selectors against the results in --store")
+    fc.add_argument("--store", default="runs/results.sqlite", help="results store (--evaluate)")
+    fc.add_argument("--forecasts", default=None, help="folder of forecast JSON files to score too (--evaluate)")
+    fc.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples over seeds (--evaluate)")
+    fc.add_argument("--json", default=None, help="also write the evaluation as JSON here (--evaluate)")
+    fc.set_defaults(fn=_cmd_forecast)
 
     d = sub.add_parser("data", help="inspect a data folder")
     dsub = d.add_subparsers(dest="data_command", required=True)

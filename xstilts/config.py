@@ -89,6 +89,9 @@ class IntermediateConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     seed: int = 0
     languages: list[str] | None = Field(None, description="training languages (default: each task's train_lang)")
+    keep_weights: bool = Field(True, description="write the trained encoder and keep the checkpoints; false: keep "
+                                                 "only done.json (timings, history), for timing studies; such a "
+                                                 "phase cannot feed a target phase")
 
 
 class TargetConfig(_Strict):

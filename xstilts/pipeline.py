@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,7 +213,9 @@ class Pipeline:
         return load_encoder(str(rec.path / "encoder") if rec else self.cfg.model)
 
     def _train_phase(self, path: Path, encoder_from, tasks: list[TrainTask], train_cfg, seed, mixture=None, *,
-                     desc: str):
+                     desc: str, keep: bool = True):
+        """Train ``tasks``; write the encoder and heads (``keep=False``: write nothing and drop the checkpoints
+        once the phase is complete, leaving done.json's summary)."""
         def build():
             set_seed(seed)  # head initialisation depends on the seed, not on what ran before in this process
             encoder = self._encoder_from(encoder_from)
@@ -228,7 +231,9 @@ class Pipeline:
         model = build()
         result = train(model, tasks, train_cfg, path / "checkpoints", tokenizer=self.tokenizer, seed=seed,
                        mixture=mixture, log=lambda m: self.log(f"  {m}"), desc=desc, track=self.trackers.scoped(desc))
-        if distributed.is_main():  # the phase's outputs, written once
+        if distributed.is_main() and not keep:
+            shutil.rmtree(path / "checkpoints", ignore_errors=True)
+        elif distributed.is_main():  # the phase's outputs, written once
             if result.sharded:  # FSDP sharded `model` in place: rank 0 rebuilds it whole from the full checkpoint
                 model = build()
                 checkpoint.load_weights(result.weights, model)
@@ -284,12 +289,18 @@ class Pipeline:
                   "seed": inter.seed, "languages": inter.languages, "model": self.cfg.model, "lora": self._lora(),
                   "mlm_mix": self.cfg.mlm.files if self.cfg.mlm.mode == "mix" else None,
                   "data": self._data_identity(names)}
+        if not inter.keep_weights:  # absent at the default, so existing phase keys hold
+            if self.cfg.target.tasks:
+                raise ConfigError("intermediate.keep_weights: false writes no encoder, so no target phase can "
+                                  f"follow it (target.tasks is {self.cfg.target.tasks})")
+            config["keep_weights"] = False
 
         def body(path):
             tasks = [self._train_task(get(n), inter.train, inter.seed, inter.languages) for n in names]
             if self.cfg.mlm.mode == "mix":
                 tasks.append(self._mlm_task(inter.train))
-            return self._train_phase(path, prev, tasks, inter.train, inter.seed, inter.mixture, desc="intermediate")
+            return self._train_phase(path, prev, tasks, inter.train, inter.seed, inter.mixture, desc="intermediate",
+                                     keep=inter.keep_weights)
 
         return self._phase("intermediate", config, prev.key if prev else self.cfg.model, body)
 

@@ -78,6 +78,19 @@ class BadField(Exception):
         self.field, self.message = field, message
 
 
+def pooled_probe(hidden, batch):
+    """The first token's hidden state and the example's label (what a pooled head reads)."""
+    return hidden[:, 0], batch["label"]
+
+
+def not_probed(reason: str):
+    def probe_features(hidden, batch):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"no linear-probe features: {reason}")
+    return probe_features
+
+
 def no_reader_kwargs(spec) -> dict:
     return {}
 

@@ -9,7 +9,7 @@ from .. import metrics
 from .base import BadField, PooledHead, as_list as prediction_record, batch_inputs
 from .base import count_loaded as count_examples, keep_records as hub_records, keep_stride as effective_stride
 from .base import label_hits as per_example_scores, not_encoder_scored as score_encoder
-from .base import one_per_line as write_submission
+from .base import one_per_line as write_submission, pooled_probe as probe_features
 
 TITLE = "classification"
 REQUIRED_FIELDS = ("text_a", "label")

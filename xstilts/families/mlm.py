@@ -14,7 +14,7 @@ from .base import accept_example as check_example, as_list as prediction_record,
 from .base import count_loaded as count_examples, keep_record as from_hub, keep_records as hub_records
 from .base import keep_stride as effective_stride, no_labels as labels_used
 from .base import no_per_example_scores as per_example_scores, no_reader_kwargs as reader_kwargs
-from .base import not_encoder_scored as score_encoder
+from .base import not_encoder_scored as score_encoder, not_probed
 
 TITLE = "masked LM"
 REQUIRED_FIELDS = ("text",)
@@ -83,6 +83,9 @@ def collate(rows, tok):
     ids[rand] = torch.randint(tok.vocab_size, ids.shape)[rand]
     batch["input_ids"], batch["labels"] = ids, labels
     return batch
+
+
+probe_features = not_probed("masked LM is not a target: its labels are the text itself")
 
 
 def loss_and_logits(head, hidden, batch):

@@ -131,6 +131,15 @@ def loss_and_logits(head, hidden, batch):
     return loss, logits
 
 
+def probe_features(hidden, batch):
+    """Each real choice's first-token state, labelled 1 for the right choice and 0 otherwise."""
+    mask = batch["choice_mask"]
+    gold = torch.zeros(mask.shape, dtype=torch.long)
+    gold[torch.arange(mask.shape[0]), batch["label"].clamp(min=0)] = 1
+    keep = mask & (batch["label"] >= 0)[:, None]
+    return hidden[:, 0][keep.flatten()], gold[keep]
+
+
 def decode(logits_rows, rows, examples, spec):
     return [int(torch.as_tensor(x).argmax()) for x in logits_rows]
 

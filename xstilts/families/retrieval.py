@@ -15,7 +15,7 @@ from ..errors import XstiltsError
 from .base import accept_example as check_example, as_list as prediction_record, batch_inputs
 from .base import keep_stride as effective_stride, no_labels as labels_used
 from .base import no_per_example_scores as per_example_scores, no_reader_kwargs as reader_kwargs
-from .base import one_per_line as write_submission
+from .base import not_probed, one_per_line as write_submission
 
 TITLE = "retrieval"
 REQUIRED_FIELDS = ("source", "target")  # an aligned split (Tatoeba) as one record of two lists
@@ -70,6 +70,9 @@ def make_head(hidden_size, spec, vocab_size=None, input_embeddings=None):
 
 def loss_and_logits(head, hidden, batch):
     raise XstiltsError(NOT_TRAINED)
+
+
+probe_features = not_probed("retrieval tasks have no labels to probe (they are scored on the encoder)")
 
 
 def decode(logits_rows, rows, examples, spec):

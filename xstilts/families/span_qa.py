@@ -107,6 +107,17 @@ def collate(rows, tok):
     return batch
 
 
+def probe_features(hidden, batch):
+    """Every real token's state, labelled 1 at the answer start, 2 at its end (1 when it is one token), 0
+    elsewhere (a window without the answer points both at position 0)."""
+    real = batch["attention_mask"].bool()
+    label = torch.zeros(real.shape, dtype=torch.long)
+    rows = torch.arange(real.shape[0])
+    label[rows, batch["end"]] = 2
+    label[rows, batch["start"]] = 1
+    return hidden[real], label[real]
+
+
 def loss_and_logits(head, hidden, batch):
     logits = head(hidden).float()
     # Padding may never be chosen as an answer boundary.

@@ -128,6 +128,12 @@ def loss_and_logits(head, hidden, batch):
     return loss, preds
 
 
+def probe_features(hidden, batch):
+    """Each labelled word's first-subword state and its tag id."""
+    keep = batch["labels"] != IGNORE
+    return hidden[keep], batch["labels"][keep]
+
+
 def decode(logits_rows, rows, examples, spec):
     out = [[None] * len(e["tokens"]) for e in examples]
     for pred, row in zip(logits_rows, rows):

@@ -65,7 +65,9 @@ class Efficiency(Study):
                 k = r_i % len(langs)
                 plan += [(r, lang, f"{eff.task}[{lang}]") for lang in langs[k:] + langs[:k]]
             for seed, lang, setting in plan:
-                raw = merge(base, {"intermediate": {"tasks": [eff.task], "languages": [lang], "seed": seed},
+                # keep_weights: false -- a timing run keeps its done.json, not ~1 GB of encoder and checkpoints
+                raw = merge(base, {"intermediate": {"tasks": [eff.task], "languages": [lang], "seed": seed,
+                                                    "keep_weights": False},
                                    "target": {"tasks": []}})
                 run_cfg = validate(raw, f"efficiency cell {model}/{lang}/{seed}")
                 cells.append(Cell(run_id_for(run_cfg), model, setting, None, seed, run_cfg))
