@@ -259,3 +259,13 @@ def test_forecast_command_errors_name_the_problem(tmp_path, capsys):
     assert main(["forecast", "--evaluate", "--store", str(tmp_path / "s.sqlite"), "--forecasts", str(bad)]) == 2
     assert "x.json: not a forecast written by `xstilts forecast`" in capsys.readouterr().err
 
+
+
+@pytest.mark.unit
+def test_percentile_interval_on_hand_values():
+    from xstilts.stats import percentile_interval
+
+    # numpy's linear quantiles of 0..4: 25 % -> 1.0, 75 % -> 3.0; None and nan draws are dropped
+    assert percentile_interval(2.0, [0, 1, 2, 3, 4, None, float("nan")], alpha=0.5) == {"value": 2.0, "low": 1.0, "high": 3.0}
+    assert percentile_interval(None, [1, 2]) == {"value": None, "low": None, "high": None}
+    assert percentile_interval(1.0, [1]) == {"value": 1.0, "low": None, "high": None}

@@ -8,6 +8,7 @@ Pure functions over numbers (numpy and scipy, no store, no files), used by the r
 * :func:`paired_arms`, :func:`gain_verdict`: both arms' mean/std, a paired t-interval on the per-seed gain
   and the sentence saying whether intermediate training helped (quickstart);
 * :func:`paired_bootstrap`: the hierarchical paired bootstrap over seeds and examples (report, studies);
+  :func:`percentile_interval`: an estimate with the percentile interval of its bootstrap draws (forecast);
 * :func:`verdict`, :func:`describe`, :func:`format_ci`: the wording of an estimate and its interval;
 * :func:`fit_saturation`, :func:`saturation_fraction`, :func:`within_noise_fraction`: saturation curves
   (the data-scale study); :func:`linear_fit`: a least-squares line (the efficiency study).
@@ -110,6 +111,15 @@ def describe(est: dict, *, unit: str = "points", scale: float = 100.0, digits: i
     v = verdict(est["low"], est["high"])
     tail = " (the interval crosses zero)" if v == "inconclusive" else ""
     return f"{head} ({level}% CI {format_ci(est, scale, digits)}, {kind} over {n} {over}): {v}{tail}"
+
+
+def percentile_interval(value, draws, alpha: float = 0.05) -> dict:
+    """``value`` with the ``1 - alpha`` percentile interval of its bootstrap ``draws`` (None and non-finite
+    draws dropped); ``low``/``high`` are None with no value or fewer than two draws."""
+    x = np.asarray([d for d in draws if d is not None and np.isfinite(d)], dtype=np.float64)
+    if value is None or x.size < 2:
+        return {"value": value, "low": None, "high": None}
+    return {"value": float(value), "low": float(np.quantile(x, alpha / 2)), "high": float(np.quantile(x, 1 - alpha / 2))}
 
 
 def normal_interval(values, alpha: float = 0.05) -> dict:

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..stats import percentile_interval
+
 MEASURES = ("regret@1", "regret@3", "share", "beats_none", "spearman", "ndcg@3")
 
 
@@ -147,33 +149,22 @@ def evaluate_grid(grid: Mapping[str, Mapping[int, dict]], selectors: Mapping[str
     out = {"seeds": seeds, "true": true, "oracle": max(true, key=true.get), "selectors": {}}
     samples = [list(rng.choice(seeds, size=len(seeds), replace=True)) for _ in range(n_resamples)]
     sample_true = [true_of(s) for s in samples]
-    points, boots = {}, {}
+    points, boots, scores = {}, {}, {}
     for name, fn in selectors.items():
-        scores = dict(fn(grid, seeds))
-        points[name] = measures(true, scores, baseline)
+        scores[name] = dict(fn(grid, seeds))
+        points[name] = measures(true, scores[name], baseline)
         boots[name] = [measures(t, dict(fn(grid, s)), baseline) for t, s in zip(sample_true, samples)]
-        out["selectors"][name] = {"pick": points[name]["pick"], "scores": scores,
-                                  **{m: _with_interval(points[name][m], [b[m] for b in boots[name]], alpha)
-                                     for m in MEASURES}}
-    points["random"] = random_expectation(true, baseline)
+    points["random"], scores["random"] = {**random_expectation(true, baseline), "pick": None}, {}
     boots["random"] = [random_expectation(t, baseline) for t in sample_true]
-    out["selectors"]["random"] = {"pick": None, "scores": {},
-                                  **{m: _with_interval(points["random"][m], [b[m] for b in boots["random"]], alpha)
+    for name, point in points.items():
+        out["selectors"][name] = {"pick": point["pick"], "scores": scores[name],
+                                  **{m: percentile_interval(point[m], [b[m] for b in boots[name]], alpha)
                                      for m in MEASURES}}
-    if reference in points:
-        for name in out["selectors"]:
-            if name != reference:
-                out["selectors"][name]["vs_reference"] = {"reference": reference, **_with_interval(
-                    points[name]["regret@1"] - points[reference]["regret@1"],
-                    [b["regret@1"] - r["regret@1"] for b, r in zip(boots[name], boots[reference])], alpha)}
+        if reference in points and name != reference:
+            out["selectors"][name]["vs_reference"] = {"reference": reference, **percentile_interval(
+                point["regret@1"] - points[reference]["regret@1"],
+                [b["regret@1"] - r["regret@1"] for b, r in zip(boots[name], boots[reference])], alpha)}
     return out
-
-
-def _with_interval(value, draws, alpha) -> dict:
-    x = np.asarray([d for d in draws if d is not None and np.isfinite(d)], dtype=np.float64)
-    if value is None or x.size < 2:
-        return {"value": value, "low": None, "high": None}
-    return {"value": float(value), "low": float(np.quantile(x, alpha / 2)), "high": float(np.quantile(x, 1 - alpha / 2))}
 
 
 # ---------------------------------------------------------------------------- grids from a results store
