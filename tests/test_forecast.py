@@ -180,7 +180,7 @@ def test_forecast_ranks_candidates_and_reuses_the_grids_intermediate_phases(tiny
     out = capsys.readouterr().out
     saved = json.loads((tiny_grid / "work" / "forecasts" / "model__toy_topic.json").read_text())
     sel = saved["selectors"]
-    assert set(sel) == {"embedding-en", "embedding-xx", "logme", "largest-first"}
+    assert set(sel) == {"embedding-en", "embedding-xx", "logme", "en-dev-short", "largest-first"}
     # similarity selectors cannot score "none"; LogME scores it on the base encoder and every candidate on its
     # intermediate phase's encoder (trained by the grid: nothing "needs training")
     assert sel["embedding-en"]["scores"]["none"] is None
@@ -192,6 +192,19 @@ def test_forecast_ranks_candidates_and_reuses_the_grids_intermediate_phases(tiny
     # toy_topic2 is the target's own data under another name: identical English text
     assert sel["embedding-en"]["scores"]["toy_topic2"] == pytest.approx(1.0)
     assert "logme" in out and "largest-first" in out
+    # en-dev-short: one short fine-tune per candidate (1/4 of the 6 steps, rounded: 2) on the grid's intermediate
+    # encoders, scored on English dev; those phases keep done.json only
+    short = {}
+    for d in (tiny_grid / "work" / "phases").glob("target-*"):
+        c = json.loads((d / "config.json").read_text())
+        if c["config"].get("keep_weights") is False:
+            short[c["input"]] = json.loads((d / "done.json").read_text())
+            assert sorted(x.name for x in d.iterdir()) == ["config.json", "done.json"]
+    assert len(short) == 3 and all(s["steps"] == 2 for s in short.values())
+    scores = sel["en-dev-short"]["scores"]
+    assert sorted(scores.values()) == sorted(s["best_dev"] for s in short.values())
+    assert all(0 <= scores[c] <= 1 for c in ["none"] + CANDIDATES)
+    assert "2 steps fine-tune" in sel["en-dev-short"]["notes"]
 
     # --evaluate: the grid's store, the English dev rule, largest-first, random and the saved forecast
     capsys.readouterr()
@@ -202,7 +215,8 @@ def test_forecast_ranks_candidates_and_reuses_the_grids_intermediate_phases(tiny
     ev = json.loads((tiny_grid / "eval.json").read_text())
     (key, r), = ev.items()
     assert key.endswith("/ toy_topic") and r["seeds"] == [0, 1]
-    assert set(r["selectors"]) == {"en-dev", "largest-first", "random", "embedding-en", "embedding-xx", "logme"}
+    assert set(r["selectors"]) == {"en-dev", "largest-first", "random", "embedding-en", "embedding-xx", "logme",
+                                   "en-dev-short"}
     for name, s in r["selectors"].items():
         assert 0 <= s["regret@1"]["value"] <= max(r["true"].values()) - min(r["true"].values()) + 1e-12, name
     assert r["selectors"]["largest-first"]["pick"] == "toy_pair"
@@ -250,6 +264,8 @@ def test_forecast_command_errors_name_the_problem(tmp_path, capsys):
 
     assert main(["forecast"]) == 2
     assert "name a TARGET and --candidates" in capsys.readouterr().err
+    assert main(["forecast", "toy_topic", "--candidates", "toy_pair", "--selectors", "logme,oracle"]) == 2
+    assert "unknown selector(s) oracle; known: embedding-en" in capsys.readouterr().err
     assert main(["forecast", "--evaluate", "--store", str(tmp_path / "none.sqlite")]) == 2
     assert "no results store at" in capsys.readouterr().err
     bad = tmp_path / "fc"

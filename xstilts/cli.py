@@ -295,7 +295,7 @@ def _cmd_forecast(args) -> int:
 
     cfg = config.load(args.config, args.overrides)
     result = forecast(cfg, args.target, [c for c in args.candidates.split(",") if c], examples=args.examples,
-                      selectors=tuple(s for s in args.selectors.split(",") if s))
+                      selectors=tuple(s for s in args.selectors.split(",") if s), short_fraction=args.short_fraction)
     print(format_forecast(result))
     out = Path(args.out or Path(cfg.workdir) / "forecasts")
     out.mkdir(parents=True, exist_ok=True)
@@ -413,14 +413,17 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(fn=_cmd_study)
 
     fc = sub.add_parser("forecast", help="rank intermediate tasks for a target before training them "
-                                         "(dataset embeddings, LogME, largest-first); --evaluate scores "
-                                         "selectors against a grid's results")
+                                         "(dataset embeddings, LogME, English dev after a short fine-tune, "
+                                         "largest-first); --evaluate scores selectors against a grid's results")
     fc.add_argument("target", nargs="?", help="the target task")
     fc.add_argument("overrides", nargs="*", help="key=value overrides of the config")
     fc.add_argument("--candidates", default="", help="comma list of intermediate tasks ('none' is always ranked)")
     fc.add_argument("--config", default=None, help="run config (model, data_dir, workdir, tasks:)")
     fc.add_argument("--examples", type=int, default=256, help="examples read per data set")
-    fc.add_argument("--selectors", default="embedding-en,embedding-xx,logme,largest-first")
+    fc.add_argument("--selectors", default="embedding-en,embedding-xx,logme,en-dev-short,largest-first",
+                    help="comma list of selectors")
+    fc.add_argument("--short-fraction", type=float, default=0.25,
+                    help="en-dev-short: share of the target phase's epochs in its short fine-tune")
     fc.add_argument("--out", default=None, help="folder for the forecast JSON (default <workdir>/forecasts)")
     fc.add_argument("--evaluate", action="store_true", help="score selectors against the results in --store")
     fc.add_argument("--store", default="runs/results.sqlite", help="results store (--evaluate)")

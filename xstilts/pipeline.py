@@ -304,7 +304,9 @@ class Pipeline:
 
         return self._phase("intermediate", config, prev.key if prev else self.cfg.model, body)
 
-    def target_phase(self, target: str, seed: int, prev: PhaseRecord | None) -> PhaseRecord:
+    def target_phase(self, target: str, seed: int, prev: PhaseRecord | None, *, keep: bool = True) -> PhaseRecord:
+        """Fine-tune on ``target``'s English data. ``keep=False`` (``xstilts forecast``'s short fine-tunes): write
+        no model, only done.json (English dev score, timings); such a phase cannot be evaluated."""
         spec = get(target)
         train_name = self.cfg.target.train_task or spec.train_task
         train_spec = get(train_name) if train_name else spec
@@ -318,6 +320,8 @@ class Pipeline:
                   "data": self._data_identity([target, train_spec.name])}
         if self.cfg.selection == "target-dev":  # absent at the default, so en-dev phase keys are unchanged
             config["selection"] = {"rule": "target-dev", "languages": self._target_dev_languages(spec)}
+        if not keep:  # absent at the default, so existing phase keys hold
+            config["keep_weights"] = False
 
         def body(path):
             task = self._train_task(train_spec, tcfg, seed, label_spec=spec, split=split)
@@ -326,7 +330,7 @@ class Pipeline:
             task.dev = own_dev or task.dev
             if self.cfg.selection == "target-dev":  # NOT zero-shot: target-language dev sets pick the checkpoint
                 task.dev = [self._dev(spec, tcfg, labelled, lang=lang) for lang in config["selection"]["languages"]]
-            summary = self._train_phase(path, prev, [task], tcfg, seed, desc=_target_desc(target, seed))
+            summary = self._train_phase(path, prev, [task], tcfg, seed, desc=_target_desc(target, seed), keep=keep)
             if labelled.labels != spec.labels:  # the eval phase builds the head and decodes with this set
                 summary["labels"] = list(labelled.labels)
             return summary
@@ -473,7 +477,9 @@ class Pipeline:
             self.trackers.replay(desc, rec.summary.get("history", []))
         return rec
 
-    def _run(self) -> RunResult:
+    def upstream(self) -> PhaseRecord | None:
+        """The phases before the target phase ([MLM] -> [intermediate]), run or reused; the last one's record
+        (None: the target phase starts from the pretrained model)."""
         cfg = self.cfg
         prev = None
         if cfg.mlm.mode == "phase":
@@ -482,6 +488,11 @@ class Pipeline:
             prev = self._tracked("mlm", self.mlm_phase(prev))
         if cfg.intermediate.tasks:
             prev = self._tracked("intermediate", self.intermediate_phase(prev))
+        return prev
+
+    def _run(self) -> RunResult:
+        cfg = self.cfg
+        prev = self.upstream()
         rows = []
         for target in cfg.target.tasks:
             spec = get(target)

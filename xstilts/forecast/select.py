@@ -10,11 +10,15 @@ Selectors (each returns a score per candidate, higher = forecast better; ``None`
 * ``logme`` (You et al. 2021, :mod:`xstilts.forecast.logme`): LogME of the target's English training labels
   on features of each candidate's intermediate-trained encoder (the phase output is reused when the
   workdir has it; otherwise the candidate "needs training" and is not scored); ``none`` = the base encoder;
+* ``en-dev-short``: the English-dev rule of the latency study on a budget: each candidate's intermediate-trained
+  encoder (``none`` = the base encoder) is fine-tuned on the target's English training data for
+  ``short_fraction`` of the target phase's epochs (one seed) and scored on the target's English dev set. Like
+  ``logme`` it needs the candidates' intermediate phases; the short fine-tunes keep no weights (done.json only);
 * ``largest-first``: the candidate's number of English training examples.
 
-Neither similarity selector can score ``none`` (it has no data): they rank it last. The English-dev rule
-(the latency study's) needs each candidate trained and fine-tuned; it is scored from a grid's results
-by ``xstilts forecast --evaluate`` (:mod:`xstilts.forecast.evaluate`).
+Neither similarity selector can score ``none`` (it has no data): they rank it last. The full English-dev rule
+(every candidate trained and fine-tuned to the end) is scored from a grid's results by
+``xstilts forecast --evaluate`` (:mod:`xstilts.forecast.evaluate`).
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ def probe_data(encoder, spec: TaskSpec, rows, tok: TokenIds, batch_size: int = 3
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    return float(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1.0, 1.0))  # rounding: 1 + 2e-16
 
 
 def _rows(cfg: RunConfig, spec: TaskSpec, split: str, lang: str, tokenizer, limit: int, cache: Path,
@@ -121,13 +125,32 @@ def _phase_config(cfg: RunConfig, candidate: str, given: dict[str, RunConfig] | 
     return c
 
 
+SELECTORS = ("embedding-en", "embedding-xx", "logme", "en-dev-short", "largest-first")
+
+
+def short_finetune(cfg: RunConfig, target: str, fraction: float, seed: int = 0) -> RunConfig:
+    """``cfg`` with a target phase of ``fraction`` of its epochs (or max_steps), evaluated on English dev once,
+    at the end."""
+    c = cfg.model_copy(deep=True)
+    c.target.tasks, c.target.seeds = [target], [seed]
+    t = c.target.train
+    update = {"patience": None, "eval_every": 10**9}  # one dev evaluation: the loop's final one
+    if t.max_steps:
+        update["max_steps"] = max(1, round(t.max_steps * fraction))
+    else:
+        update["epochs"] = t.epochs * fraction
+    c.target.train = t.model_copy(update=update)
+    return c
+
+
 def forecast(cfg: RunConfig, target: str, candidates: list[str], *, examples: int = 256,
-             selectors: tuple[str, ...] = ("embedding-en", "embedding-xx", "logme", "largest-first"),
-             phase_configs: dict[str, RunConfig] | None = None, log=print) -> dict:
+             selectors: tuple[str, ...] = SELECTORS, phase_configs: dict[str, RunConfig] | None = None,
+             short_fraction: float = 0.25, log=print) -> dict:
     """Score every candidate (plus ``none``) for ``target`` with each selector; see the module doc.
 
-    ``phase_configs``: candidate -> the run config whose intermediate phase trains it (LogME looks its
-    encoder up there); default: ``cfg`` with ``intermediate.tasks = [candidate]``.
+    ``phase_configs``: candidate -> the run config whose intermediate phase trains it (LogME and en-dev-short
+    look its encoder up there); default: ``cfg`` with ``intermediate.tasks = [candidate]``.
+    ``short_fraction``: en-dev-short's share of the target phase's epochs.
 
     Returns ``{"target", "model", "candidates", "examples", "selectors": name -> {"scores": candidate ->
     score | None, "seconds", "notes"}}``.
@@ -135,6 +158,11 @@ def forecast(cfg: RunConfig, target: str, candidates: list[str], *, examples: in
     from ..model import load_encoder, load_tokenizer
     from ..pipeline import register_config_tasks
 
+    unknown = [x for x in selectors if x not in SELECTORS]
+    if unknown:
+        raise ConfigError(f"forecast: unknown selector(s) {', '.join(unknown)}; known: {', '.join(SELECTORS)}")
+    if not 0 < short_fraction <= 1:
+        raise ConfigError(f"forecast: short_fraction must be in (0, 1], got {short_fraction}")
     register_config_tasks(cfg)
     t_spec = get(target)
     if not get_family(t_spec.family).TRAINS:
@@ -201,6 +229,30 @@ def forecast(cfg: RunConfig, target: str, candidates: list[str], *, examples: in
             scores[c] = logme(f, y)
         out["selectors"]["logme"] = {"scores": scores, "seconds": time.perf_counter() - t0 + prep,
                                      "notes": "; ".join(notes) or f"LogME of {target} English train labels"}
+
+    if "en-dev-short" in selectors:
+        from ..pipeline import Pipeline
+
+        t0 = time.perf_counter()
+        scores, notes = {}, []
+        for c in [BASELINE] + list(candidates):
+            run = short_finetune(cfg if c == BASELINE else _phase_config(cfg, c, phase_configs), target, short_fraction)
+            if c == BASELINE:
+                run.intermediate.tasks = []
+            elif intermediate_encoder(run) is None:
+                scores[c] = None
+                notes.append(f"{c} needs training first (no intermediate phase under {cfg.workdir})")
+                continue
+            p = Pipeline(run, log=lambda m: None)
+            rec = p.target_phase(target, run.target.seeds[0], p.upstream(), keep=False)
+            scores[c] = rec.summary.get("best_dev")
+            if scores[c] is None:
+                raise ConfigError(f"forecast en-dev-short: {target} has no English dev set to score on")
+        t = run.target.train
+        length = f"{t.max_steps} steps" if t.max_steps else f"{t.epochs:g} epochs"
+        out["selectors"]["en-dev-short"] = {
+            "scores": scores, "seconds": time.perf_counter() - t0,
+            "notes": "; ".join(notes) or f"{target} English dev after a {length} fine-tune (seed 0)"}
 
     if "largest-first" in selectors:
         t0 = time.perf_counter()

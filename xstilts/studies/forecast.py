@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import Field
 
 from ..config import _Strict
+from ..forecast.select import SELECTORS
 from ..report.render import pyplot, save_figure
 from ..stats import format_ci, signed
 from .base import Study, model_label, register, study_settings
@@ -24,7 +25,8 @@ from .base import Study, model_label, register, study_settings
 
 class ForecastOptions(_Strict):
     examples: int = Field(256, ge=8, description="examples read per data set by the forecast selectors")
-    selectors: list[str] = Field(default_factory=lambda: ["embedding-en", "embedding-xx", "logme", "largest-first"])
+    selectors: list[str] = Field(default_factory=lambda: list(SELECTORS))
+    short_fraction: float = Field(0.25, gt=0, le=1, description="en-dev-short: share of the target phase's epochs")
 
 
 class Forecast(Study):
@@ -62,7 +64,8 @@ class Forecast(Study):
                     phase_cfgs = {t: next(c.cfg for c in cells if (c.model, c.setting, c.target) == (model, s, target))
                                   for s, t in names.items()}
                     fc = forecast(cell.cfg, target, list(names.values()), examples=opts.examples,
-                                  selectors=tuple(opts.selectors), phase_configs=phase_cfgs, log=lambda m: None)
+                                  selectors=tuple(opts.selectors), phase_configs=phase_cfgs,
+                                  short_fraction=opts.short_fraction, log=lambda m: None)
                     back = {t: s for s, t in names.items()}
                     cache[key] = {n: {"scores": {back.get(c, c): v for c, v in s["scores"].items()},
                                       "seconds": s["seconds"], "notes": s.get("notes", "")}
