@@ -371,15 +371,18 @@ def test_forecast_study_scores_selectors_on_the_latency_grid(tiny, latency, fore
     assert r["true"] == pytest.approx({s: means[s][1] for s in order}, abs=1e-12)
     assert r["selectors"]["en-dev"]["pick"] == max(order, key=lambda s: (means[s][0], -order.index(s)))
     assert r["oracle"] == max(order, key=lambda s: (means[s][1], -order.index(s)))
-    assert set(r["selectors"]) == {"en-dev", "largest-first", "random", "embedding-en", "embedding-xx", "logme"}
-    # LogME read every candidate's intermediate encoder from the grid's phases (XCOPA's probe: COPA choices)
+    assert set(r["selectors"]) == {"en-dev", "largest-first", "random", "embedding-en", "embedding-xx", "logme",
+                                   "en-dev-short"}
+    # LogME and the short fine-tunes read every candidate's intermediate encoder from the grid's phases (XCOPA's
+    # probe: COPA choices; its English dev: COPA's)
     assert all(isinstance(v, float) for v in r["selectors"]["logme"]["scores"].values())
+    assert all(0 <= v <= 1 for v in r["selectors"]["en-dev-short"]["scores"].values())
     assert r["selectors"]["largest-first"]["pick"] == "siqa"  # 33k SIQA examples vs 2,490 XNLI pairs
     for s in r["selectors"].values():
         assert s["regret@1"]["value"] >= 0
     assert r["cost_seconds"]["embedding-en"] < r["grid_seconds"]
     rows = section["tables"][0]["rows"]
-    assert len(rows) == 6 and section["tables"][1]["rows"]
+    assert len(rows) == 7 and section["tables"][1]["rows"]
     assert "English dev picks" in " ".join(section["conclusion"])
     # forecasts are cached next to the section: a second analysis recomputes nothing
     assert len(json.loads((studies.section_dir(cfg) / "forecasts.json").read_text())) == 1
