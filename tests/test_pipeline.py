@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -247,3 +248,24 @@ def test_keep_weights_false_is_refused_before_a_target_phase(tmp_path, tiny_mode
                + ['intermediate.tasks=["toy_pair"]', "intermediate.keep_weights=false", 'target.tasks=["toy_topic"]'])
     with pytest.raises(ConfigError, match="keep_weights: false writes no encoder"):
         plan(cfg)
+
+
+def test_an_eval_split_with_no_file_in_any_language_is_an_error(tmp_path, tiny_model, toy_data):
+    """PAN-X here has dev files only: evaluating its test split must fail, naming the split and the fix, not
+    record an empty zero-shot result."""
+    from xstilts.config import load
+    from xstilts.errors import ConfigError
+    from xstilts.pipeline import plan
+
+    data = tmp_path / "data"
+    shutil.copytree(toy_data, data)
+    for f in (data / "topic").glob("test-*.jsonl"):
+        f.unlink()
+    base = {"model": str(tiny_model), "data_dir": str(data), "workdir": str(tmp_path / "w"), "tasks": TOY_TASKS}
+    cfg = load(None, [f"{k}={json.dumps(v)}" for k, v in base.items()] + ['target.tasks=["toy_topic"]'])
+    with pytest.raises(ConfigError, match=r"toy_topic.*no 'test' file in any of its 4 languages .*topic/test-en"
+                                          r".*it has 'dev': set eval.split"):
+        plan(cfg)
+    ok = load(None, [f"{k}={json.dumps(v)}" for k, v in base.items()] + ['target.tasks=["toy_topic"]',
+                                                                          "eval.split=dev"])
+    assert [p.kind for p in plan(ok).phases] == ["target", "eval"]

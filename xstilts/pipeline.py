@@ -368,6 +368,13 @@ class Pipeline:
                                   f"({', '.join(spec.languages)})")
             return list(self.cfg.eval.languages)
         present = [x for x in spec.languages if available(spec, split, x, self.cfg.data_dir)]
+        if not present:  # nothing to evaluate is a mistake, not an empty result
+            where = [str(task_file(spec, split, x, self.cfg.data_dir)) for x in spec.languages[:2]]
+            other = [s for s in spec.files if s not in (split, "train")
+                     and any(available(spec, s, x, self.cfg.data_dir) for x in spec.languages)]
+            raise ConfigError(f"task {spec.name!r}: no {split!r} file in any of its {len(spec.languages)} languages "
+                              f"(looked for {', '.join(where)}, ...)"
+                              + (f"; it has {', '.join(repr(s) for s in other)}: set eval.split" if other else ""))
         missing = sorted(set(spec.languages) - set(present))
         if missing:
             self.log(f"[eval] {spec.name}: no {split} file for {', '.join(missing)}; evaluating {len(present)} languages")
