@@ -445,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import _quiet_libraries
+    from . import _quiet_libraries, distributed
     from .errors import XstiltsError
 
     parser = build_parser()
@@ -456,7 +456,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _quiet_libraries()
     try:
-        return args.fn(args)
+        rc = args.fn(args)
+        distributed.shutdown()  # under a launcher: every rank done, the process group closed before exit
+        return rc
     except XstiltsError as e:
         print(f"xstilts: error: {e}", file=sys.stderr)
         return 2

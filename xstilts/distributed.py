@@ -57,6 +57,17 @@ def state():
     return s
 
 
+def shutdown() -> None:
+    """End of a launched command: the ranks leave together and the process group is destroyed. (A rank that
+    exits with the group's threads still running can abort in teardown, "terminate called without an active
+    exception", and the launcher then fails the whole command.)"""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _active():
     return None if _solo_depth else state()
 
