@@ -285,3 +285,19 @@ def test_percentile_interval_on_hand_values():
     assert percentile_interval(2.0, [0, 1, 2, 3, 4, None, float("nan")], alpha=0.5) == {"value": 2.0, "low": 1.0, "high": 3.0}
     assert percentile_interval(None, [1, 2]) == {"value": None, "low": None, "high": None}
     assert percentile_interval(1.0, [1]) == {"value": 1.0, "low": None, "high": None}
+
+
+def test_grids_from_store_reads_only_the_given_runs(tiny_grid):
+    """A study's cells only: runs of an earlier config of the same grid (same setting names) stay out."""
+    from xstilts.forecast.evaluate import grids_from_store
+    from xstilts.store import Store
+
+    store = Store(tiny_grid / "work" / "results.sqlite")
+    mf = store.metrics_frame()
+    everything = grids_from_store(store)
+    (key, sl), = everything.items()
+    assert all(sorted(v) == [0, 1] for v in sl["grid"].values())
+    seed0 = sorted(set(mf[mf["seed"] == 0]["run_id"]))
+    (key0, sl0), = grids_from_store(store, run_ids=seed0).items()
+    assert key0 == key and all(sorted(v) == [0] for v in sl0["grid"].values())
+    assert {c: v[0] for c, v in sl0["grid"].items()} == {c: v[0] for c, v in sl["grid"].items()}

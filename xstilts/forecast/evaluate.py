@@ -170,14 +170,16 @@ def evaluate_grid(grid: Mapping[str, Mapping[int, dict]], selectors: Mapping[str
 # ---------------------------------------------------------------------------- grids from a results store
 
 
-def grids_from_store(store, *, baseline: str = "none") -> dict[tuple[str, str], dict]:
+def grids_from_store(store, *, baseline: str = "none", run_ids=None) -> dict[tuple[str, str], dict]:
     """(model, target) -> {"grid": candidate -> seed -> {"zero_shot", "en_dev"}, "metric", "split",
     "sizes": candidate -> intermediate training rows, "seconds": candidate -> {"train", "total"}} (wall
     seconds of the candidate's unique phases: training phases, and all including evaluation).
 
     Zero-shot and English dev follow the studies' rule (:data:`xstilts.studies.base.ZERO_SHOT_RULE`); only
     runs whose setting is zero-shot (not picked on target-language dev sets) and seeded are read. A slice
-    needs at least two candidates with a shared seed; others are left out.
+    needs at least two candidates with a shared seed; others are left out. ``run_ids``: read only these runs
+    (a study's cells: a store that also holds runs of an earlier config of the same grid, under the same
+    setting names, would otherwise mix them into one seed's scores).
     """
     import json
 
@@ -187,6 +189,8 @@ def grids_from_store(store, *, baseline: str = "none") -> dict[tuple[str, str], 
     mf = store.metrics_frame()
     mf = mf[mf["seed"].notna() & (mf["task"] == mf["target"]) & ~mf["setting"].str.contains("[", regex=False)]
     tf = store.timings_frame()
+    if run_ids is not None:
+        mf, tf = mf[mf["run_id"].isin(set(run_ids))], tf[tf["run_id"].isin(set(run_ids))]
     out = {}
     for (model, target), rows in mf.groupby(["model", "target"], sort=False):
         metric = _primary_metric(store, target, None)

@@ -48,7 +48,7 @@ class Forecast(Study):
         base = cfg.study.baseline
         candidates = {s.name: s.tasks[0] for s in study_settings(cfg)
                       if s.name != base and len(s.tasks or []) == 1 and s.mlm == "off"}
-        slices = grids_from_store(store, baseline=base)
+        slices = grids_from_store(store, baseline=base, run_ids=[c.run_id for c in cells])
         cache_file = out_dir / "forecasts.json"
         cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
         table, vs_rows, concl, data, plot_rows = [], [], [], {}, []
