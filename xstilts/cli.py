@@ -306,6 +306,8 @@ def _cmd_forecast(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .forecast import SELECTORS  # a plain tuple: importing the package loads no model code
+
     p = argparse.ArgumentParser(prog="xstilts", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -420,8 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--candidates", default="", help="comma list of intermediate tasks ('none' is always ranked)")
     fc.add_argument("--config", default=None, help="run config (model, data_dir, workdir, tasks:)")
     fc.add_argument("--examples", type=int, default=256, help="examples read per data set")
-    fc.add_argument("--selectors", default="embedding-en,embedding-xx,logme,en-dev-short,largest-first",
-                    help="comma list of selectors")
+    fc.add_argument("--selectors", default=",".join(SELECTORS), help="comma list of selectors")
     fc.add_argument("--short-fraction", type=float, default=0.25,
                     help="en-dev-short: share of the target phase's epochs in its short fine-tune")
     fc.add_argument("--out", default=None, help="folder for the forecast JSON (default <workdir>/forecasts)")

@@ -36,6 +36,7 @@ from ..errors import ConfigError
 from ..families import get_family
 from ..families.base import pad
 from ..tasks import TaskSpec, get
+from . import SELECTORS
 
 BASELINE = "none"
 
@@ -123,9 +124,6 @@ def _phase_config(cfg: RunConfig, candidate: str, given: dict[str, RunConfig] | 
     c = cfg.model_copy(deep=True)
     c.intermediate.tasks = [candidate]
     return c
-
-
-SELECTORS = ("embedding-en", "embedding-xx", "logme", "en-dev-short", "largest-first")
 
 
 def short_finetune(cfg: RunConfig, target: str, fraction: float, seed: int = 0) -> RunConfig:

@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import Field
 
 from ..config import _Strict
-from ..forecast.select import SELECTORS
+from ..forecast import SELECTORS
 from ..report.render import pyplot, save_figure
 from ..stats import format_ci, signed
 from .base import Study, model_label, register, study_settings
